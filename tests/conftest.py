@@ -1,0 +1,44 @@
+"""Shared fixtures: the shared media and models exported once per test session with our exporter."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+DATA = SHARED / "data"
+VIDEOS = DATA / "videos"
+IMAGES = DATA / "images"
+CHECKPOINT = SHARED / "models" / "modnet_synthetic.ckpt"
+KEYS_FILE = SHARED / "reference" / "modnet_state_dict_keys.txt"
+
+
+def need(path: Path) -> Path:
+    """Skip (with the reason) when a shared file is absent."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared data/models folder is not next to the repository")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The stand-in checkpoint exported by our own exporter, as a user exports the official one."""
+    pytest.importorskip("torch")
+    from trt_modnet.modnet.checkpoint import load_checkpoint
+    from trt_modnet.modnet.export import export_onnx
+
+    out = tmp_path_factory.mktemp("models") / "modnet_synthetic.onnx"
+    export_onnx(load_checkpoint(need(CHECKPOINT)), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    from trt_modnet.modnet.export import export_onnx, random_model
+
+    out = tmp_path_factory.mktemp("models") / "modnet_random.onnx"
+    export_onnx(random_model(7), out, random_seed=7)
+    return out

@@ -1,0 +1,43 @@
+"""Shared behaviour of the command-line entry points: error reporting and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from trt_modnet.errors import MattingError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a CLI `main`, turning expected failures into one line on stderr and an exit code."""
+    setup_logging()
+    try:
+        return main(argv)
+    except MattingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Warnings from the library as single lines on stderr: `warning: ...`."""
+    logger = logging.getLogger("trt_modnet")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_LowerLevelFormatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno == logging.INFO:
+            return record.getMessage()
+        return f"{record.levelname.lower()}: {record.getMessage()}"

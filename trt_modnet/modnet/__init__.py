@@ -1,0 +1,1 @@
+"""MODNet in PyTorch: the model, checkpoint loading and ONNX export (needs the `torch` extra)."""

@@ -1,0 +1,1 @@
+"""Runners with one interface (`base.Runner`): ONNX Runtime on the CPU, TensorRT on NVIDIA GPUs."""

@@ -1,7 +1,8 @@
-"""Load MODNet checkpoints: the official DataParallel files, plain state_dicts, and wrapped ones."""
+"""Load MODNet checkpoints (official DataParallel files, plain state_dicts, wrapped ones) and save them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,14 +17,37 @@ _LR_BACKBONE = "lr_branch.backbone."
 # Keys under which training scripts commonly nest the weights.
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "modnet", "net")
 _SHOWN_KEYS = 5
+_EASPP = "lr_branch.easpp."
 
 
 def load_checkpoint(path: str | Path) -> MODNet:
-    """Build a MODNet and load `path` into it, in eval mode."""
+    """Build a MODNet (SE block or e-ASPP, as the keys say) and load `path` into it, in eval mode."""
     state = read_state_dict(path)
-    model = MODNet()
+    model = MODNet(lr_module=lr_module_of(state))
     apply_state_dict(model, state, path)
     return model.eval()
+
+
+def lr_module_of(state: Mapping[str, torch.Tensor]) -> str:
+    """The low-resolution module a (normalised) state_dict holds: "easpp", or "se" as released."""
+    return "easpp" if any(k.startswith(_EASPP) for k in state) else "se"
+
+
+def save_checkpoint(model: MODNet, path: str | Path, *, extra: Mapping[str, object] | None = None) -> None:
+    """Write `model` in the official format: a DataParallel-style state_dict (`module.` keys).
+
+    With `extra` (optimizer state, epoch, ...), the state_dict is wrapped as {"state_dict": ..., **extra},
+    which `load_checkpoint` and the exporter also accept. Written under a temporary name, then renamed.
+    """
+    path = Path(path)
+    state = {_PREFIX + k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload: Mapping[str, object] = state if extra is None else {"state_dict": state, **extra}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

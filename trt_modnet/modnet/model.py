@@ -12,8 +12,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from trt_modnet.modnet.backbone import MobileNetV2Backbone
+from trt_modnet.modnet.easpp import EASPP
 
 SIZE_MULTIPLE = 32
+# The low-resolution context module: the released SE block, or the paper's e-ASPP (for new models).
+LR_MODULES = ("se", "easpp")
 
 
 def _up(x: torch.Tensor, scale: float) -> torch.Tensor:
@@ -85,11 +88,18 @@ class SEBlock(nn.Module):
 class LRBranch(nn.Module):
     """Semantic estimation at 1/8 resolution from the backbone's 1/32 feature."""
 
-    def __init__(self, backbone: MobileNetV2Backbone, lr_module: nn.Module | None = None) -> None:
+    def __init__(self, backbone: MobileNetV2Backbone, lr_module: str = "se") -> None:
         super().__init__()
         enc = backbone.enc_channels
         self.backbone = backbone
-        self.se_block = lr_module if lr_module is not None else SEBlock(enc[4], reduction=4)
+        # Distinct attribute names give distinct state_dict keys, so a checkpoint says which module it holds.
+        if lr_module == "se":
+            self.se_block = SEBlock(enc[4], reduction=4)
+        elif lr_module == "easpp":
+            self.easpp = EASPP(enc[4])
+        else:
+            raise ValueError(f"lr_module must be one of {LR_MODULES}, not {lr_module!r}")
+        self.lr_module = lr_module
         self.conv_lr16x = Conv2dIBNormRelu(enc[4], enc[3], 5, padding=2)
         self.conv_lr8x = Conv2dIBNormRelu(enc[3], enc[2], 5, padding=2)
         self.conv_lr = _head(enc[2], kernel_size=3, stride=2)
@@ -98,7 +108,8 @@ class LRBranch(nn.Module):
         self, img: torch.Tensor, inference: bool
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor]:
         enc2x, enc4x, _, _, enc32x = self.backbone(img)
-        lr16x = self.conv_lr16x(_up(self.se_block(enc32x), 2))
+        context = self.se_block(enc32x) if self.lr_module == "se" else self.easpp(enc32x)
+        lr16x = self.conv_lr16x(_up(context, 2))
         lr8x = self.conv_lr8x(_up(lr16x, 2))
         semantic = None if inference else torch.sigmoid(self.conv_lr(lr8x))
         return semantic, lr8x, enc2x, enc4x
@@ -160,7 +171,7 @@ class FusionBranch(nn.Module):
 class MODNet(nn.Module):
     """Input: RGB normalised to [-1, 1], [N, 3, H, W] with H and W multiples of 32."""
 
-    def __init__(self, hr_channels: int = 32, lr_module: nn.Module | None = None) -> None:
+    def __init__(self, hr_channels: int = 32, lr_module: str = "se") -> None:
         super().__init__()
         self.backbone = MobileNetV2Backbone()
         self.lr_branch = LRBranch(self.backbone, lr_module)

@@ -53,7 +53,9 @@ class InFlight:
         try:
             return self._open[ticket]
         except KeyError:
-            raise RuntimeError(f"ticket {ticket} is not in flight (already collected, or never issued)") from None
+            raise RuntimeError(
+                f"ticket {ticket} is not in flight (already collected, or never issued)"
+            ) from None
 
     def release(self, ticket: int) -> None:
         self.slot(ticket)

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Device check for the GPU path without TensorRT: trt_modnet/cuda.py on a real GPU (pinned round trip,
+# copies overlapping on two streams, events, errors) and the TensorRT runner's stream/event pipeline driven
+# by a stand-in engine that runs CuPy kernels. Run from the repository root on a GPU machine:
+#     bash benchmarks/device_check.sh            (figures as JSON in $OUT/device_check.json when OUT is set)
+# Needs python3 with numpy and cuda-bindings; CuPy for the kernel steps, which are skipped without it.
+# Every step is guarded and prints one line; the whole check stops itself after 240 s.
+set -u
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+echo "== trt_modnet device check $(date -u +%Y-%m-%dT%H:%M:%SZ) on $(uname -n)"
+if command -v nvidia-smi >/dev/null 2>&1; then
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 | head -4
+else
+    echo "nvidia-smi: not found"
+fi
+timeout 240 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 "$PY" benchmarks/device_check.py "$@"
+rc=$?
+[ "$rc" = 124 ] && echo "== stopped after 240 s"
+echo "== device check exit code $rc"
+exit "$rc"

@@ -1,0 +1,269 @@
+"""Peak resident memory of the main job on a short and a long input, and how child processes are measured.
+
+The long input is made here by concatenating copies of a shared video (a remux: no re-encode, so it takes
+seconds), never committed. The short input is one copy made the same way, so both files differ only in
+length. Each run of the main job is a fresh process; its peak RSS is the kernel's `ru_maxrss` for that
+child, read with `os.wait4` (exact, no polling).
+
+Run alone: `python -m benchmarks.memory VIDEO --model MODEL.onnx [--long-seconds 60]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import av
+import psutil
+
+from trt_modnet.cli import run_main
+from trt_modnet.errors import MattingError
+from trt_modnet.video import default_output_path
+
+REPO = Path(__file__).resolve().parents[1]
+# ru_maxrss is in kilobytes on Linux and in bytes on macOS.
+_RSS_UNIT = 1 if sys.platform == "darwin" else 1024
+_MB = 1024 * 1024
+_SAMPLE_S = 0.25
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """One finished child process: its wall time and peak resident set size."""
+
+    argv: tuple[str, ...]
+    seconds: float
+    peak_rss: int  # bytes
+    #: (seconds since start, RSS bytes), when sampling was asked for.
+    rss_samples: tuple[tuple[float, int], ...] = ()
+
+    def rss_by_quarter(self) -> list[float | None]:
+        """The highest sampled RSS (MB) in each quarter of the run: growth shows as a rising series."""
+        quarters: list[list[int]] = [[], [], [], []]
+        for at, rss in self.rss_samples:
+            quarters[min(3, int(4 * at / self.seconds))].append(rss)
+        return [round(max(q) / _MB, 1) if q else None for q in quarters]
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """The main job's options that the benchmarks vary; everything else stays at its default."""
+
+    model: Path
+    backend: str = "auto"
+    batch: int = 4
+    ref_size: int = 512
+    content: str = "rgba"
+    format: str | None = None
+    threads: int = 2
+    engines: Path = Path("engines")
+    background: str = "white"
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    frames: int
+    seconds: float
+
+
+class _RssSampler:
+    """Polls a process's RSS from a thread while the caller blocks waiting for the process."""
+
+    def __init__(self, pid: int, every: float) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._pid, self._every = pid, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        try:
+            proc = psutil.Process(self._pid)
+            while not self._stop.wait(self._every):
+                self.samples.append((time.perf_counter() - started, proc.memory_info().rss))
+        except psutil.Error:  # the process is gone: nothing more to sample
+            return
+
+
+def run_child(argv: Sequence[str], *, log: Path, sample_every: float | None = None) -> ChildRun:
+    """Run `argv` from the repository root in a fresh process; raise MattingError if it fails.
+
+    `sample_every` (seconds) also samples its RSS over time from a thread.
+    """
+    samples: list[tuple[float, int]] = []
+    with log.open("wb") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(list(argv), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            if sample_every is None:
+                _, status, usage = os.wait4(proc.pid, 0)
+            else:
+                with _RssSampler(proc.pid, sample_every) as sampler:
+                    _, status, usage = os.wait4(proc.pid, 0)
+                samples = sampler.samples
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped by wait4: tell Popen
+    if proc.returncode != 0:
+        lines = log.read_text(errors="replace").strip().splitlines() or ["(no output)"]
+        raise MattingError(
+            f"{' '.join(argv[1:4])} ... exited with {proc.returncode}: {lines[-1]} (full log: {log})"
+        )
+    return ChildRun(tuple(argv), seconds, usage.ru_maxrss * _RSS_UNIT, tuple(samples))
+
+
+def job_argv(video: Path, output: Path, job: JobOptions, *, duration: float | None = None) -> list[str]:
+    """The exact command line of the main job for one input."""
+    argv = [sys.executable, "-m", "trt_modnet.process", str(video), "-o", str(output)]
+    argv += ["--model", str(job.model), "--backend", job.backend, "--batch", str(job.batch)]
+    argv += ["--ref-size", str(job.ref_size), "--mode", job.content, "--threads", str(job.threads)]
+    argv += ["--engines", str(job.engines), "--overwrite", "--quiet"]
+    if job.format is not None:
+        argv += ["--format", job.format]
+    if job.content == "composite":
+        argv += ["--background", job.background]
+    if duration is not None:
+        argv += ["--duration", f"{duration:.6f}"]
+    return argv
+
+
+def output_path(folder: Path, video: Path, content: str, fmt: str | None) -> Path:
+    """Where a run writes: the main job's default name for this input and format, inside `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / default_output_path(video, content, fmt).name
+
+
+def make_clip(source: Path, dest: Path, *, copies: int) -> Clip:
+    """Write `copies` back-to-back copies of the first video stream of `source` into `dest` (no audio)."""
+    if copies < 1:
+        raise ValueError("copies must be at least 1")
+    frames, offset, time_base = 0, 0, None
+    with av.open(str(dest), "w") as dst:
+        out = None
+        for _ in range(copies):
+            with av.open(str(source)) as src:
+                stream = src.streams.video[0]
+                if out is None:
+                    out = dst.add_stream_from_template(stream)
+                time_base = stream.time_base
+                count, offset = _append_copy(src, stream, dst, out, offset)
+                frames += count
+    assert time_base is not None
+    return Clip(dest, frames, float(offset * time_base))
+
+
+def _append_copy(
+    src: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    dst: av.container.OutputContainer,
+    out: av.video.stream.VideoStream,
+    offset: int,
+) -> tuple[int, int]:
+    """Mux one copy of `stream` shifted by `offset`; returns its packet count and where the next starts."""
+    count, end = 0, offset
+    for packet in src.demux(stream):
+        if packet.dts is None:  # the demuxer's flush packet
+            continue
+        if packet.pts is None:
+            raise MattingError(f"{src.name}: a packet has no pts; cannot concatenate it")
+        packet.pts += offset
+        packet.dts += offset
+        end = max(end, packet.pts + (packet.duration or 0))
+        packet.stream = out
+        dst.mux(packet)
+        count += 1
+    return count, end
+
+
+def measure_memory(video: Path, job: JobOptions, *, long_seconds: float, work: Path) -> dict[str, Any]:
+    """Peak RSS of the main job on one copy of `video` and on enough copies to last `long_seconds`."""
+    short = make_clip(video, work / "memory_short.mp4", copies=1)
+    copies = max(2, math.ceil(long_seconds / short.seconds))
+    long = make_clip(video, work / "memory_long.mp4", copies=copies)
+    runs: dict[str, dict[str, Any]] = {}
+    for name, clip in (("short", short), ("long", long)):
+        argv = job_argv(
+            clip.path, output_path(work / f"memory_{name}", clip.path, job.content, job.format), job
+        )
+        run = run_child(argv, log=work / f"memory_{name}.log", sample_every=_SAMPLE_S)
+        runs[name] = {
+            "video_seconds": round(clip.seconds, 3),
+            "frames": clip.frames,
+            "wall_s": round(run.seconds, 2),
+            "fps": round(clip.frames / run.seconds, 3),
+            "peak_rss_mb": round(run.peak_rss / _MB, 1),
+            "rss_mb_by_quarter": run.rss_by_quarter(),
+            "command": list(run.argv),
+        }
+    return {
+        "short": runs["short"],
+        "long": runs["long"],
+        "ratio_long_short": round(runs["long"]["peak_rss_mb"] / runs["short"]["peak_rss_mb"], 3),
+        "settings": {**_plain(asdict(job)), "source": str(video), "copies_long": copies},
+        "method": "peak RSS = ru_maxrss of each main-job process (os.wait4); rss_mb_by_quarter = the "
+        f"highest RSS sampled every {_SAMPLE_S} s in each quarter of the run; inputs are remuxed copies of "
+        "the source video (no audio), each processed whole",
+    }
+
+
+def _plain(values: dict[str, object]) -> dict[str, object]:
+    return {k: str(v) if isinstance(v, Path) else v for k, v in values.items()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.memory",
+        description="Peak resident memory of the main job on a short and a long input (flat memory check).",
+    )
+    p.add_argument("video", type=Path, help="source video; the long input is copies of it")
+    p.add_argument("--model", type=Path, required=True, help="MODNet ONNX")
+    p.add_argument("--long-seconds", type=float, default=60.0, help="length of the long input (60)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--ref-size", type=int, default=128, help="MODNet ref size (128: keeps the runs short)")
+    p.add_argument("--content", choices=("rgba", "alpha", "composite"), default="alpha")
+    p.add_argument("--format", default="mp4", help="output format (mp4: cheap to encode)")
+    p.add_argument("--json", type=Path, help="also write the figures here")
+    args = p.parse_args(argv)
+    job = JobOptions(
+        model=args.model.resolve(),
+        backend=args.backend,
+        batch=args.batch,
+        ref_size=args.ref_size,
+        content=args.content,
+        format=args.format,
+    )
+    with tempfile.TemporaryDirectory(prefix="trt_modnet_memory_") as work:
+        result = measure_memory(args.video.resolve(), job, long_seconds=args.long_seconds, work=Path(work))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json is not None:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

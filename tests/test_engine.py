@@ -1,0 +1,668 @@
+"""Engine profiles, cache keys, naming, the engines folder and stale-engine handling, on the CPU.
+
+TensorRT is replaced by small fakes where a test needs an engine: what is tested is our logic around it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import re
+import subprocess
+import sys
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from tests.conftest import IMAGES, VIDEOS, need
+from trt_modnet import engine as eng
+from trt_modnet.engine import (
+    MATTE,
+    BuildSettings,
+    EngineLoader,
+    EngineRecord,
+    EngineStore,
+    FrameProfile,
+    FrameShape,
+    LoadedEngine,
+    ShapeRange,
+    Target,
+    TensorIO,
+)
+from trt_modnet.errors import MattingError
+from trt_modnet.official import inference_size
+from trt_modnet.runtime.base import Runner
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Stands in for graph.DeploySpec."""
+
+    outputs: tuple[str, ...] = ("rgba",)
+    ref_size: int = 512
+    fp16: bool = False
+
+
+def size_feeds(spec: Spec, height: int, width: int) -> dict[str, np.ndarray]:
+    """Stands in for graph.size_feeds: resize matrices whose shapes carry the inference size."""
+    ih, iw = inference_size(height, width, spec.ref_size)
+    return {"resize_h": np.zeros((ih, height), np.float32), "resize_w": np.zeros((width, iw), np.float32)}
+
+
+TARGET = Target(tensorrt="11.4.0.106", gpu="NVIDIA H200", compute_capability="9.0")
+
+
+# ---------------------------------------------------------------------------------------------- profiles
+
+
+def test_frame_shapes_parse_and_reject_garbage() -> None:
+    assert FrameShape.from_text("4x1080x1920") == FrameShape(4, 1080, 1920)
+    assert str(FrameShape(8, 2160, 3840)) == "8x2160x3840"
+    for bad in ("1080x1920", "4x1080x", "ax1x1", ""):
+        with pytest.raises(MattingError, match="NxHxW"):
+            FrameShape.from_text(bad)
+
+
+def test_profiles_need_min_opt_max_in_order() -> None:
+    with pytest.raises(MattingError, match="min <= opt <= max"):
+        FrameProfile(FrameShape(1, 256, 256), FrameShape(4, 2000, 1920), FrameShape(8, 1080, 3840))
+    with pytest.raises(MattingError, match="32x32"):
+        FrameProfile.exact(16, 64, 2)
+    with pytest.raises(MattingError, match=r"unknown profile 'hd'.*1080p"):
+        FrameProfile.preset("hd")
+
+
+def test_presets_are_exact_sizes_tuned_for_the_batch() -> None:
+    p = FrameProfile.preset("1080p-portrait", batch=6)
+    assert (p.min, p.opt, p.max) == (
+        FrameShape(1, 1920, 1080),
+        FrameShape(6, 1920, 1080),
+        FrameShape(6, 1920, 1080),
+    )
+    assert FrameProfile.preset("4K").max == FrameShape(eng.DEFAULT_BATCH, 2160, 3840)
+
+
+def test_vectorised_size_rule_equals_the_official_one() -> None:
+    rng = np.random.default_rng(0)
+    for ref in (512, 96, 1024):
+        heights = [32, 33, ref - 1, ref, ref + 1, *rng.integers(32, 4000, 40)]
+        widths = np.array([32, 47, ref - 1, ref, ref + 1, *rng.integers(32, 4000, 200)])
+        for h in heights:
+            ih, iw = eng.official_sizes(int(h), widths, ref)
+            expected = [inference_size(int(h), int(w), ref) for w in widths]
+            assert list(zip(ih.tolist(), iw.tolist(), strict=True)) == expected
+
+
+def test_size_feed_ranges_bound_every_frame_size_in_the_profile() -> None:
+    """The official rule is not monotonic, so the corners alone would give a profile that rejects videos."""
+    spec = Spec(outputs=("composite",), ref_size=96)
+    profile = FrameProfile(FrameShape(1, 60, 60), FrameShape(2, 80, 100), FrameShape(3, 101, 135))
+    ranges = eng.input_ranges(spec, profile, size_feeds)
+
+    sizes = [(h, w) for h in range(60, 102) for w in range(60, 136)]
+    for name in ("resize_h", "resize_w"):
+        dims = np.array([size_feeds(spec, h, w)[name].shape for h, w in sizes])
+        assert ranges[name].min == tuple(dims.min(0)) and ranges[name].max == tuple(dims.max(0))
+        assert ranges[name].opt == size_feeds(spec, 80, 100)[name].shape
+    corners = [size_feeds(spec, h, w)["resize_h"].shape for h in (60, 101) for w in (60, 135)]
+    assert max(s[0] for s in corners) == 96 < ranges["resize_h"].max[0] == 128  # what corners alone miss
+    assert ranges["frames"] == ShapeRange((1, 60, 60, 3), (2, 80, 100, 3), (3, 101, 135, 3))
+    assert ranges["background"] == ShapeRange((1, 60, 60, 3), (1, 80, 100, 3), (3, 101, 135, 3))
+    assert "background" not in eng.input_ranges(Spec(outputs=("alpha",)), profile, size_feeds)
+
+
+def test_a_profile_covers_a_video_only_for_every_input_at_both_batch_ends() -> None:
+    spec = Spec(ref_size=512)
+    ranges = eng.input_ranges(spec, FrameProfile.exact(1080, 1920, 4), size_feeds)
+    assert eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 4, size_feeds))
+    assert eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 2, size_feeds))
+    assert not eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 5, size_feeds))
+    assert not eng.profile_covers(ranges, eng.required_shapes(spec, 720, 1280, 4, size_feeds))
+    wide = eng.input_ranges(
+        spec, FrameProfile(FrameShape(1, 256, 256), *[FrameShape(8, 2160, 3840)] * 2), size_feeds
+    )
+    for h, w in ((720, 1280), (1080, 1920), (300, 2000), (2160, 3840)):
+        assert eng.profile_covers(wide, eng.required_shapes(spec, h, w, 8, size_feeds)), (h, w)
+
+
+# ---------------------------------------------------------------------------------------------- keys, records
+
+
+def _ranges(batch: int = 4, height: int = 1080, width: int = 1920) -> dict[str, ShapeRange]:
+    return eng.input_ranges(Spec(), FrameProfile.exact(height, width, batch), size_feeds)
+
+
+def _key(**change: object) -> str:
+    args = dict(
+        graph_sha256="g" * 64, recipe="fp16-v1", target=TARGET, settings=BuildSettings(), profiles=[_ranges()]
+    )
+    args.update(change)
+    return eng.cache_key(**args)  # type: ignore[arg-type]
+
+
+def test_cache_key_is_stable_and_changes_with_everything_it_covers() -> None:
+    base = _key()
+    assert base == _key() and len(base) == 64
+    variants = [
+        _key(graph_sha256="h" * 64),
+        _key(recipe="fp32"),
+        _key(target=replace(TARGET, tensorrt="10.12.0.36")),
+        _key(target=replace(TARGET, gpu="NVIDIA A100-SXM4-80GB")),
+        _key(target=replace(TARGET, compute_capability="8.0")),
+        _key(settings=BuildSettings(workspace_bytes=1 << 30)),
+        _key(settings=BuildSettings(opt_level=5)),
+        _key(profiles=[_ranges(batch=8)]),
+        _key(profiles=[_ranges(), _ranges(height=720, width=1280)]),
+    ]
+    assert len({base, *variants}) == len(variants) + 1
+
+
+def _record(key: str = "k" * 64, target: Target = TARGET, **change: object) -> EngineRecord:
+    fields = dict(
+        key=key, graph_sha256="g" * 64, recipe="fp32", outputs=("rgba",), ref_size=512, target=target,
+        settings=BuildSettings(), profiles=(_ranges(),), matte=True, built="2026-01-01T00:00:00",
+        build_seconds=1.5,
+    )  # fmt: skip
+    fields.update(change)
+    return EngineRecord(**fields)  # type: ignore[arg-type]
+
+
+def test_record_json_round_trips_and_names_the_engine_by_key() -> None:
+    record = _record(key="0123456789abcdef" + "f" * 48, outputs=("alpha", "rgba"))
+    assert EngineRecord.from_json(record.to_json()) == record
+    assert record.stem == "modnet-alpha-rgba-0123456789abcdef"
+    data = json.loads(record.to_json())
+    assert data["target"] == {"tensorrt": "11.4.0.106", "gpu": "NVIDIA H200", "compute_capability": "9.0"}
+    assert data["profiles"][0]["frames"] == {
+        "min": [1, 1080, 1920, 3],
+        "opt": [4, 1080, 1920, 3],
+        "max": [4, 1080, 1920, 3],
+    }
+    assert (
+        EngineStore(Path("e")).timing_cache_path(TARGET).name
+        == "timing-trt11.4.0.106-nvidia-h200-sm90.timing"
+    )
+
+
+def test_store_finds_the_tightest_engine_for_this_graph_and_gpu(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = EngineStore(tmp_path)
+    store.save(_record("a" * 64, profiles=(_ranges(batch=8),)), b"big")
+    store.save(
+        _record("b" * 64, profiles=(_ranges(height=720, width=1280), _ranges(batch=4))), b"two profiles"
+    )
+    store.save(
+        _record("c" * 64, target=replace(TARGET, tensorrt="10.12.0.36"), profiles=(_ranges(batch=1),)), b"old"
+    )
+    store.save(_record("d" * 64, graph_sha256="x" * 64, profiles=(_ranges(batch=1),)), b"other graph")
+    (tmp_path / "modnet-rgba-eeee.json").write_text("{not json")
+    orphan = _record("f" * 64, profiles=(_ranges(batch=1),))
+    store.save(orphan, b"gone")
+    store.engine_path(orphan).unlink()
+
+    def find(batch: int, height: int = 1080, width: int = 1920) -> tuple[str, int] | None:
+        needs = eng.required_shapes(Spec(), height, width, batch, size_feeds)
+        found = store.find(graph_sha256="g" * 64, recipe="fp32", target=TARGET, needs=needs)
+        return None if found is None else (found[0].key[0], found[1])
+
+    with caplog.at_level(logging.WARNING, logger="trt_modnet"):
+        assert find(1) == ("b", 1)  # batch 4 beats batch 8; the batch-1 engines are for another TRT or graph
+        assert find(4) == ("b", 1)
+        assert find(8) == ("a", 0)
+        assert find(1, 720, 1280) == ("b", 0)
+        assert find(9) is None
+        assert find(1, 540, 960) is None
+    assert "modnet-rgba-eeee.json: not a usable engine record" in caplog.text
+    assert not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+
+
+def test_matte_tensor_is_the_named_matte_else_the_last_sigmoid() -> None:
+    def graph(*outputs: tuple[str, str]) -> onnx.ModelProto:
+        nodes = [helper.make_node(op, ["x"], [out]) for op, out in outputs]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        y = helper.make_tensor_value_info(outputs[-1][1], TensorProto.FLOAT, [1])
+        return helper.make_model(helper.make_graph(nodes, "g", [x], [y]))
+
+    assert eng.matte_tensor(graph(("Sigmoid", "se"), ("Relu", "r"), ("Sigmoid", "m"), ("Cast", "c"))) == "m"
+    assert eng.matte_tensor(graph(("Sigmoid", "s"), ("Identity", "matte"))) == "matte"
+    assert eng.matte_tensor(graph(("Relu", "r"))) is None
+
+
+# ---------------------------------------------------------------------------------------------- loader
+
+
+class FakeEngine:
+    num_optimization_profiles = 1
+
+    def __init__(self, plan: bytes) -> None:
+        self.plan = plan
+        self.names = ["frames", "resize_h", "resize_w", "rgba"]
+        self.num_io_tensors = len(self.names)
+
+    def get_tensor_name(self, i: int) -> str:
+        return self.names[i]
+
+    def get_tensor_mode(self, name: str) -> str:
+        return "OUTPUT" if name == "rgba" else "INPUT"
+
+    def get_tensor_dtype(self, name: str) -> str:
+        return "FLOAT" if name.startswith("resize") else "UINT8"
+
+
+class FakeRuntime:
+    def __init__(self, logger: object) -> None:
+        pass
+
+    def deserialize_cuda_engine(self, plan: bytes) -> FakeEngine | None:
+        return None if plan.startswith(b"stale") else FakeEngine(plan)
+
+
+class FakeLogger:
+    WARNING = "warning"
+
+    def __init__(self, severity: str) -> None:
+        pass
+
+
+FAKE_TRT = types.SimpleNamespace(
+    __version__=TARGET.tensorrt,
+    Logger=FakeLogger,
+    Runtime=FakeRuntime,
+    TensorIOMode=types.SimpleNamespace(INPUT="INPUT"),
+    nptype=lambda t: {"FLOAT": np.float32, "UINT8": np.uint8}[t],
+)
+
+
+@pytest.fixture
+def builds(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, ShapeRange]]]:
+    """Fake TensorRT, GPU and graph module; returns the profiles of every build."""
+    built: list[list[dict[str, ShapeRange]]] = []
+
+    def build_plan(
+        trt: object, logger: object, graph: bytes, profiles: list, **kw: object
+    ) -> tuple[bytes, bool]:
+        built.append(list(profiles))
+        return b"plan %d" % len(built), False
+
+    monkeypatch.setattr(eng, "import_tensorrt", lambda: FAKE_TRT)
+    monkeypatch.setattr(eng, "current_target", lambda trt: TARGET)
+    monkeypatch.setattr(eng, "build_plan", build_plan)
+    monkeypatch.setitem(sys.modules, "trt_modnet.graph", types.SimpleNamespace(size_feeds=size_feeds))
+    return built
+
+
+def _deploy() -> onnx.ModelProto:
+    x = helper.make_tensor_value_info("frames", TensorProto.UINT8, ["n", "h", "w", 3])
+    return helper.make_model(
+        helper.make_graph([helper.make_node("Identity", ["frames"], ["rgba"])], "d", [x], [x])
+    )
+
+
+def _loader(folder: Path) -> EngineLoader:
+    return EngineLoader(_deploy(), Spec(), engines_dir=folder)  # type: ignore[arg-type]
+
+
+def test_loader_builds_once_then_reuses_the_engine(tmp_path: Path, builds: list) -> None:
+    first = _loader(tmp_path)(1080, 1920, 4)
+    assert isinstance(first, LoadedEngine) and len(builds) == 1
+    assert builds[0][0]["frames"] == ShapeRange((1, 1080, 1920, 3), (4, 1080, 1920, 3), (4, 1080, 1920, 3))
+    assert first.io[0] == TensorIO("frames", True, np.dtype(np.uint8))
+    assert set(first.feeds) == {"resize_h", "resize_w"} and first.feeds["resize_h"].shape == (512, 1080)
+    [engine_file] = tmp_path.glob("modnet-rgba-*.engine")
+    assert engine_file.with_suffix(".json").is_file() and engine_file.read_bytes() == b"plan 1"
+
+    again = _loader(tmp_path)
+    assert again(1080, 1920, 3).record == first.record and len(builds) == 1  # smaller batch: same engine
+    again(1080, 1920, 8)  # larger batch: a new engine
+    again(720, 1280, 2)  # another size: a new engine
+    assert len(builds) == 3 and len(list(tmp_path.glob("*.engine"))) == 3
+
+
+def test_an_engine_that_does_not_deserialize_is_rebuilt(
+    tmp_path: Path, builds: list, caplog: pytest.LogCaptureFixture
+) -> None:
+    loaded = _loader(tmp_path)(1080, 1920, 4)
+    path = EngineStore(tmp_path).engine_path(loaded.record)  # type: ignore[arg-type]
+    path.write_bytes(b"stale: built by another TensorRT")
+    with caplog.at_level(logging.WARNING, logger="trt_modnet"):
+        rebuilt = _loader(tmp_path)(1080, 1920, 4)
+    assert "does not load with TensorRT 11.4.0.106 on this NVIDIA H200; rebuilding it" in caplog.text
+    assert len(builds) == 2 and rebuilt.engine.plan == b"plan 2" and path.read_bytes() == b"plan 2"
+
+
+def test_engines_for_another_tensorrt_or_gpu_are_left_alone(tmp_path: Path, builds: list) -> None:
+    old = _record(
+        "a" * 64, target=replace(TARGET, gpu="NVIDIA A100"), graph_sha256=eng.graph_digest(_deploy())
+    )
+    EngineStore(tmp_path).save(old, b"plan for another gpu")
+    _loader(tmp_path)(1080, 1920, 4)
+    assert len(builds) == 1 and EngineStore(tmp_path).engine_path(old).read_bytes() == b"plan for another gpu"
+
+
+# ---------------------------------------------------------------------------------------------- runner
+
+
+class FakeSource:
+    def __init__(self, io: tuple[TensorIO, ...]) -> None:
+        self.io = io
+        self.closed = 0
+
+    def __call__(self, height: int, width: int, batch: int) -> LoadedEngine:
+        return LoadedEngine(engine=FakeEngine(b""), profile=0, io=self.io, feeds={})
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+IO = (TensorIO("frames", True, np.dtype(np.uint8)), TensorIO("rgba", False, np.dtype(np.uint8)))
+
+
+def test_runner_checks_the_engine_against_the_graph_before_touching_the_gpu() -> None:
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    from trt_modnet.runtime.trt import TensorRTRunner
+
+    source = FakeSource(IO)
+    with (
+        TensorRTRunner(source, outputs=("alpha",)) as runner,
+        pytest.raises(MattingError, match="missing \\['alpha'\\]"),
+    ):
+        runner.prepare(64, 64, 2)
+    assert source.closed == 1
+    unfed = FakeSource((*IO, TensorIO("resize_h", True, np.dtype(np.float32))))
+    with (
+        TensorRTRunner(unfed, outputs=("rgba",)) as runner,
+        pytest.raises(MattingError, match="unfed inputs"),
+    ):
+        runner.prepare(64, 64, 2)
+
+
+def test_runner_without_a_gpu_fails_with_the_cuda_call_and_stays_unprepared() -> None:
+    pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+    from trt_modnet import cuda
+    from trt_modnet.runtime.trt import TensorRTRunner
+
+    if cuda.unavailable_reason() is None:
+        pytest.skip("a GPU is present: this checks the failure without one")
+    source = FakeSource(IO)
+    runner = TensorRTRunner(source, outputs=("rgba",))
+    with pytest.raises(
+        cuda.CudaError, match=r"cudaStreamCreateWithFlags.*(cudaErrorInsufficientDriver|NoDevice)"
+    ):
+        runner.prepare(64, 64, 2)
+    with pytest.raises(RuntimeError, match="prepare"):
+        runner.submit({"frames": np.zeros((1, 64, 64, 3), np.uint8)})
+    runner.close()
+    runner.close()
+    assert source.closed == 1
+    with pytest.raises(RuntimeError, match="closed"):
+        runner.prepare(64, 64, 2)
+
+
+# ------------------------------------------------------------------------------------------- build_engine.py
+
+
+def test_cli_parses_sizes_and_profiles() -> None:
+    import build_engine as cli
+
+    assert [cli.parse_bytes(t) for t in ("4G", "512M", "1.5g", "64KiB", "1000")] == [
+        4 << 30, 512 << 20, 3 << 29, 64 << 10, 1000,
+    ]  # fmt: skip
+    args = cli.parse_args(["m.onnx"])
+    assert cli.frame_profiles(args) == [FrameProfile.preset("1080p", eng.DEFAULT_BATCH)]
+    assert args.outputs == ("rgba",) and args.workspace == 4 << 30 and args.opt_level == 3
+    argv = [
+        "m.onnx", "--profile", "720p", "--profile", "4k-portrait", "--batch", "2", "--outputs", "alpha,rgba",
+        "--workspace", "2G", "--min", "1x256x256", "--opt", "4x1080x1920", "--max", "8x2160x3840",
+    ]  # fmt: skip
+    args = cli.parse_args(argv)
+    assert cli.frame_profiles(args) == [
+        FrameProfile.preset("720p", 2),
+        FrameProfile.preset("4k-portrait", 2),
+        FrameProfile(FrameShape(1, 256, 256), FrameShape(4, 1080, 1920), FrameShape(8, 2160, 3840)),
+    ]
+    assert args.outputs == ("alpha", "rgba") and args.workspace == 2 << 30
+
+
+def test_cli_help_documents_every_option_and_bad_options_are_usage_errors() -> None:
+    import build_engine as cli
+
+    script = Path(cli.__file__)
+    done = subprocess.run(
+        [sys.executable, script.name, "--help"], cwd=script.parent, capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    options = re.findall(r"p\.add_argument\(\s*\"(--[a-z-]+)\"", script.read_text())
+    assert len(options) >= 13 and all(f"{o} " in done.stdout for o in options)
+    for bad in (
+        ["--min", "1x256x256"],
+        ["--outputs", "matte"],
+        ["--opt-level", "7"],
+        ["--workspace", "lots"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            cli.parse_args(["m.onnx", *bad])
+        assert info.value.code == 2
+
+
+def test_validation_figures_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    import build_engine as cli
+
+    reference = np.zeros((2, 4, 4), np.uint8)
+    alpha = reference.copy()
+    alpha[..., 3] = 9  # a quarter of the pixels off by 9: mean 2.25
+    ours = {"alpha": alpha, MATTE: np.full((2, 1, 4, 4), 0.5, np.float16)}
+    assert cli.report(ours, {"alpha": reference}, ["alpha"], max_mean_delta=3.0)
+    assert "mean |delta| 2.250/255  max 9/255" in capsys.readouterr().out
+    assert not cli.report(ours, {"alpha": reference}, ["alpha"], max_mean_delta=2.0)
+    ours[MATTE][1, 0, 0, 0] = np.nan
+    assert not cli.report(ours, {"alpha": alpha}, ["alpha"], max_mean_delta=1.0)
+    assert "NaN 1  Inf 0" in capsys.readouterr().out
+
+
+def test_validation_reads_real_videos_and_images() -> None:
+    import build_engine as cli
+
+    frames = cli.read_frames(
+        [need(VIDEOS / "chaplin_360p.mp4"), need(IMAGES / "portraits" / "astronaut.png")], 3
+    )
+    assert [f.shape for f in frames] == [(360, 640, 3)] * 3 + [(512, 512, 3)]
+    assert all(f.dtype == np.uint8 for f in frames)
+    with pytest.raises(MattingError, match="no such file"):
+        cli.read_frames([Path("absent.mp4")], 3)
+
+
+class EchoRunner(Runner):
+    """Returns each batch's frames and background as outputs; checks run_all's batching."""
+
+    outputs = ("composite",)
+
+    def _prepare(self, height: int, width: int, batch: int) -> None:
+        self.pending: dict[int, dict[str, np.ndarray]] = {}
+
+    def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
+        self.pending[slot] = {"composite": feeds["frames"] // 2 + feeds["background"] // 2}
+
+    def _result(self, slot: int) -> dict[str, np.ndarray]:
+        return self.pending.pop(slot)
+
+    def _close(self) -> None:
+        pass
+
+
+def test_run_all_feeds_every_frame_once_in_batches() -> None:
+    import build_engine as cli
+
+    frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
+    with EchoRunner() as runner:
+        out = cli.run_all(runner, frames, batch=3)
+    assert np.array_equal(out["composite"], frames // 2 + 64)
+
+
+class HostCudart:
+    """The cuda-bindings runtime calls trt_modnet.cuda makes, emulated in host memory, synchronously.
+
+    Lets the runner's whole data path (buffer sizes, bindings, slots, copies, cleanup) run on the CPU; the
+    ordering across streams is what the device check verifies on a GPU.
+    """
+
+    def __init__(self) -> None:
+        real = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
+
+        self.real = real
+        self.memory: dict[int, ctypes.Array] = {}
+        self.handles = 0
+        self.ok = real.cudaError_t.cudaSuccess
+
+    def __getattr__(self, name: str) -> object:  # enums and constants come from the real bindings
+        return getattr(self.real, name)
+
+    def _alloc(self, nbytes: int, *flags: int) -> tuple[object, int]:
+        block = (ctypes.c_uint8 * nbytes)()
+        self.memory[ctypes.addressof(block)] = block
+        return self.ok, ctypes.addressof(block)
+
+    cudaMalloc = cudaHostAlloc = _alloc
+
+    def _free(self, ptr: int) -> tuple[object]:
+        del self.memory[ptr]
+        return (self.ok,)
+
+    cudaFree = cudaFreeHost = _free
+
+    def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: object, stream: int) -> tuple[object]:
+        for ptr in (dst, src):
+            base = max((b for b in self.memory if b <= ptr), default=None)
+            assert base is not None and ptr + nbytes <= base + len(self.memory[base]), "copy outside a buffer"
+        ctypes.memmove(dst, src, nbytes)
+        return (self.ok,)
+
+    def _handle(self, *args: object) -> tuple[object, int]:
+        self.handles += 1
+        return self.ok, self.handles
+
+    cudaStreamCreateWithFlags = cudaEventCreateWithFlags = _handle
+
+    def _done(self, *args: object) -> tuple[object]:
+        return (self.ok,)
+
+    cudaStreamSynchronize = cudaStreamWaitEvent = cudaStreamDestroy = _done
+    cudaEventRecord = cudaEventSynchronize = cudaEventQuery = cudaEventDestroy = _done
+
+
+def device_array(ptr: int, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    return np.frombuffer((ctypes.c_uint8 * nbytes).from_address(ptr), dtype).reshape(shape)
+
+
+class HostContext:
+    """A TensorRT execution context in numpy: alpha = frames' green * gain, rgba = frames + alpha,
+    composite = background where alpha is 0; plus a float matte output nobody asks for."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.shapes[name] = tuple(shape)
+        return name in ("frames", "background", "gain") and len(shape) == (1 if name == "gain" else 4)
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        n, h, w, _ = self.shapes["frames"]
+        return {"alpha": (n, h, w), "rgba": (n, h, w, 4), "composite": (n, h, w, 3), MATTE: (n, 1, 8, 8)}[
+            name
+        ]
+
+    def set_tensor_address(self, name: str, ptr: int) -> bool:
+        self.addresses[name] = ptr
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        frames = device_array(self.addresses["frames"], self.shapes["frames"], np.uint8)
+        gain = device_array(self.addresses["gain"], (1,), np.float32)[0]
+        background = device_array(self.addresses["background"], self.shapes["background"], np.uint8)
+        out = {
+            name: device_array(self.addresses[name], self.get_tensor_shape(name), np.uint8) for name in OUTS
+        }
+        out["alpha"][:] = _alpha(frames, gain)
+        out["rgba"][:] = np.concatenate([frames, out["alpha"][..., None]], axis=-1)
+        out["composite"][:] = np.where(out["alpha"][..., None] == 0, background, frames)
+        device_array(self.addresses[MATTE], self.get_tensor_shape(MATTE), np.float32)[:] = 0.5
+        return True
+
+
+OUTS = ("alpha", "rgba", "composite")
+HOST_IO = (
+    TensorIO("frames", True, np.dtype(np.uint8)),
+    TensorIO("background", True, np.dtype(np.uint8)),
+    TensorIO("gain", True, np.dtype(np.float32)),
+    *(TensorIO(name, False, np.dtype(np.uint8)) for name in OUTS),
+    TensorIO(MATTE, False, np.dtype(np.float32)),
+)
+
+
+def _alpha(frames: np.ndarray, gain: float) -> np.ndarray:
+    return np.clip(frames[..., 1].astype(np.float32) * np.float32(gain), 0, 255).astype(np.uint8)
+
+
+class HostSource(FakeSource):
+    def __call__(self, height: int, width: int, batch: int) -> LoadedEngine:
+        engine = types.SimpleNamespace(num_optimization_profiles=1, create_execution_context=HostContext)
+        return LoadedEngine(engine=engine, profile=0, io=self.io, feeds={"gain": np.array([0.5], np.float64)})
+
+
+@pytest.fixture
+def host_cudart(monkeypatch: pytest.MonkeyPatch) -> HostCudart:
+    from trt_modnet import cuda
+
+    fake = HostCudart()
+    monkeypatch.setattr(cuda, "cudart", fake)
+    return fake
+
+
+def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: HostCudart) -> None:
+    from trt_modnet.runtime.trt import TensorRTRunner
+
+    rng = np.random.default_rng(3)
+    batches = [rng.integers(0, 256, (n, 36, 52, 3), dtype=np.uint8) for n in (4, 4, 3, 4, 1)]
+    background = rng.integers(0, 256, (1, 36, 52, 3), dtype=np.uint8)
+    source = HostSource(HOST_IO)
+    with TensorRTRunner(source, outputs=("rgba", "composite"), depth=3) as runner:
+        runner.prepare(36, 52, 4)
+        feeds = [{"frames": b, "background": background} for b in batches]
+        tickets = [runner.submit(f) for f in feeds[:3]]  # three in flight
+        results = {
+            tickets[1]: runner.result(tickets[1]),
+            tickets[0]: runner.result(tickets[0]),
+        }  # out of order
+        tickets += [runner.submit(f) for f in feeds[3:]]  # slots reused while batch 2 is still in flight
+        results.update({t: runner.result(t) for t in tickets[2:]})
+        results = [results[t] for t in tickets]
+        for frames, out in zip(batches, results, strict=True):
+            alpha = _alpha(frames, 0.5)
+            assert set(out) == {"rgba", "composite"}  # the float matte stays on the device
+            assert np.array_equal(out["rgba"], np.concatenate([frames, alpha[..., None]], axis=-1))
+            assert np.array_equal(out["composite"], np.where(alpha[..., None] == 0, background, frames))
+        kept = results[0]["rgba"].copy()
+        runner.result(runner.submit({"frames": batches[4], "background": background}))
+        assert np.array_equal(results[0]["rgba"], kept)  # results are the caller's, not pinned memory
+
+        runner.prepare(20, 30, 2)  # a new video: new buffers, the old ones freed
+        out = runner.result(
+            runner.submit({"frames": batches[0][:2, :20, :30], "background": background[:, :20, :30]})
+        )
+        assert out["rgba"].shape == (2, 20, 30, 4)
+        with pytest.raises(RuntimeError, match="do not fit the prepared"):
+            runner.submit({"frames": batches[0][:3, :20, :30], "background": background[:, :20, :30]})
+        with pytest.raises(RuntimeError, match="background"):
+            runner.submit({"frames": batches[0][:2, :20, :30], "background": background})
+        with pytest.raises(RuntimeError, match="feeds"):
+            runner.submit({"frames": batches[0][:2, :20, :30]})
+    assert host_cudart.memory == {} and source.closed == 1

@@ -1,0 +1,116 @@
+"""Backend choice, and the one clear failure of the TensorRT paths on a machine without TensorRT or a GPU."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, VIDEOS, need
+from trt_modnet.errors import MattingError
+from trt_modnet.runtime import select
+
+REASON = select.tensorrt_unavailable_reason()
+needs_no_tensorrt = pytest.mark.skipif(REASON is None, reason="TensorRT and a GPU are usable here")
+
+
+@needs_no_tensorrt
+def test_the_reason_is_one_line_saying_what_is_missing_and_how_to_install() -> None:
+    assert REASON is not None and "\n" not in REASON
+    assert "TensorRT is not installed" in REASON or "TensorRT does not load" in REASON
+    assert "pip install 'trt_modnet[trt]'" in REASON
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Stands in for graph.DeploySpec where the graph is never built."""
+
+    outputs: tuple[str, ...] = ("rgba",)
+    ref_size: int = 512
+    fp16: bool = False
+
+
+def test_unknown_backend_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(MattingError, match="unknown backend 'cuda'; choose from auto, onnxruntime, tensorrt"):
+        select.open_runner("cuda", tmp_path / "m.onnx", Spec())  # type: ignore[arg-type]
+
+
+@needs_no_tensorrt
+def test_tensorrt_backend_without_tensorrt_fails_before_reading_the_model(tmp_path: Path) -> None:
+    with pytest.raises(
+        MattingError, match=r"^--backend tensorrt is unavailable: .*pip install 'trt_modnet\[trt\]'"
+    ):
+        select.open_runner("tensorrt", tmp_path / "absent.onnx", Spec())  # type: ignore[arg-type]
+
+
+@needs_no_tensorrt
+def test_auto_falls_back_to_onnx_runtime_and_says_why(
+    synthetic_onnx: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    graph = pytest.importorskip("trt_modnet.graph")
+    onnxrt = pytest.importorskip("trt_modnet.runtime.onnxrt")
+    with caplog.at_level(logging.INFO, logger="trt_modnet"):
+        runner = select.open_runner("auto", synthetic_onnx, graph.DeploySpec(outputs=("alpha",)))
+    with runner:
+        assert isinstance(runner, onnxrt.OnnxRuntimeRunner)
+    assert "backend: ONNX Runtime on the CPU (no TensorRT: TensorRT is not installed" in caplog.text
+
+
+def test_auto_picks_tensorrt_with_the_fp16_graph_when_usable(
+    synthetic_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = pytest.importorskip("trt_modnet.graph")
+    chosen: dict[str, object] = {}
+    tensorrt_runner = object()
+
+    def fake_tensorrt_runner(deploy: object, spec: object, **kw: object) -> object:
+        chosen.update(deploy=deploy, spec=spec, **kw)
+        return tensorrt_runner
+
+    monkeypatch.setattr(select, "_missing_for_tensorrt", list)
+    monkeypatch.setattr(select, "_tensorrt_runner", fake_tensorrt_runner)
+    spec = graph.DeploySpec(outputs=("rgba", "alpha"))
+    assert select.open_runner("auto", synthetic_onnx, spec, engines_dir=Path("e")) is tensorrt_runner
+    assert chosen["spec"] == graph.DeploySpec(outputs=("rgba", "alpha"), fp16=True)
+    assert chosen["engines_dir"] == Path("e")
+    assert graph.spec_of(chosen["deploy"]).fp16
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+@needs_no_tensorrt
+def test_build_engine_cli_fails_with_one_clear_line(tmp_path: Path) -> None:
+    done = _run("build_engine.py", str(tmp_path / "modnet.onnx"), "--engines", str(tmp_path / "engines"))
+    assert done.returncode == 2, done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("error: cannot build TensorRT engines here: TensorRT is not installed")
+    assert "pip install 'trt_modnet[trt]'" in line and not (tmp_path / "engines").exists()
+
+
+@needs_no_tensorrt
+def test_process_with_tensorrt_backend_fails_with_one_clear_line(
+    synthetic_onnx: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("trt_modnet.graph")
+    video = need(VIDEOS / "carphone_qcif.mp4")
+    out = tmp_path / "out.mov"
+    done = _run(
+        "-m",
+        "trt_modnet.process",
+        str(video),
+        "-o",
+        str(out),
+        "--model",
+        str(synthetic_onnx),
+        "--backend",
+        "tensorrt",
+    )
+    assert done.returncode == 2, done.stderr
+    assert "error: --backend tensorrt is unavailable: TensorRT is not installed" in done.stderr
+    assert "Traceback" not in done.stderr and not out.exists() and not list(tmp_path.iterdir())

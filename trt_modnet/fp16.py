@@ -1,0 +1,98 @@
+"""Mixed precision for TensorRT: MODNet in FP16, the deployment graph's pixel arithmetic in FP32.
+
+TensorRT 10.12+/11 takes precision from the graph (strongly typed networks; FACTS.md), so the FP16
+engine is built from an ONNX whose network already computes in FP16. onnxconverter-common converts the
+MODNet part only (`keep_io_types`: its float32 input and output stay float32), which leaves the uint8
+inputs and outputs and the resize, rounding and compositing around it in FP32: they are cheap, and FP16
+there would put 1e-3-sized errors straight into the network's input.
+
+Kept in FP32 inside the network: the converter's default block list (it includes Resize) and
+InstanceNormalization (FACTS.md: FP16 instance norm has a history of accuracy trouble). The drift this
+recipe causes is measured with a faithful FP16 executor by `benchmarks/parity.py` (figures in its
+JSON results and in the README).
+
+Which executor computes in FP16: ONNX Runtime's CPU provider has no FP16 kernels for Conv (and most
+other ops) on x86; its InsertCastTransformer wraps them in casts, so it runs this graph almost entirely
+in FP32 with FP16-rounded weights (checked by saving the optimised graph: all 69 Conv nodes take
+float32). It understates the drift. The ONNX reference evaluator runs each op in numpy at the dtype of
+its inputs: FP16 elementwise ops round per op, FP16 MatMul/Conv accumulate in FP32 and round the result
+to FP16, as TensorRT's FP16 tensor-core kernels do. It is slow (about 12 s for one 128x224 frame), so
+`drift` is meant for small inputs and benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxconverter_common
+import onnxruntime as ort
+from onnx.reference import ReferenceEvaluator
+from onnxconverter_common import float16
+
+OP_BLOCK_LIST = (*float16.DEFAULT_OP_BLOCK_LIST, "InstanceNormalization")
+
+#: The conversion recipe, stable across runs: part of TensorRT engine cache keys.
+RECIPE = json.dumps(
+    {
+        "converter": f"onnxconverter-common {onnxconverter_common.__version__}",
+        "scope": "MODNet network only; resize, rounding, composite in float32",
+        "keep_io_types": True,
+        "op_block_list": sorted(OP_BLOCK_LIST),
+    },
+    sort_keys=True,
+)
+
+
+def convert_network(
+    modnet: onnx.ModelProto, *, op_block_list: Sequence[str] = OP_BLOCK_LIST
+) -> onnx.ModelProto:
+    """MODNet with FP16 weights and activations except the blocked ops; float32 input and output.
+
+    `op_block_list` other than the recipe's is for measuring alternatives only.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(modnet)  # the converter edits its argument in place
+    with warnings.catch_warnings():
+        # Weights below FP16's smallest normal are clamped to 1e-7 (the converter's documented default);
+        # it warns once per weight.
+        warnings.filterwarnings("ignore", message=".*will be truncated to.*", category=UserWarning)
+        return float16.convert_float_to_float16(copy, keep_io_types=True, op_block_list=list(op_block_list))
+
+
+@dataclass(frozen=True)
+class Drift:
+    """|alpha(FP16) - alpha(FP32)| over all pixels, in 1/255 units, and non-finite FP16 matte values."""
+
+    mean: float
+    max: int
+    nonfinite: int
+
+
+def reference_run(
+    deploy: onnx.ModelProto, feeds: dict[str, np.ndarray], names: list[str]
+) -> list[np.ndarray]:
+    """Run a graph (outputs or intermediate tensors `names`) in the ONNX reference evaluator."""
+    # Its Sigmoid evaluates exp() on both branches and keeps the finite one: overflow warnings there
+    # are noise. Real NaN/Inf in the results are counted by `drift`.
+    with np.errstate(over="ignore", invalid="ignore"):
+        return ReferenceEvaluator(deploy).run(names, feeds)
+
+
+def drift(
+    fp32_deploy: onnx.ModelProto, fp16_deploy: onnx.ModelProto, feeds: dict[str, np.ndarray], matte: str
+) -> Drift:
+    """Alpha of the FP16 graph in the reference evaluator against the FP32 graph in ONNX Runtime.
+
+    Both graphs must have the `alpha` output; `matte` names the network's float matte inside the FP16
+    graph, checked for NaN and Inf (which the uint8 alpha would hide).
+    """
+    session = ort.InferenceSession(fp32_deploy.SerializeToString(), providers=["CPUExecutionProvider"])
+    reference = session.run(["alpha"], feeds)[0]
+    alpha, net = reference_run(fp16_deploy, feeds, ["alpha", matte])
+    delta = np.abs(alpha.astype(np.int16) - reference.astype(np.int16))
+    return Drift(mean=float(delta.mean()), max=int(delta.max()), nonfinite=int((~np.isfinite(net)).sum()))

@@ -1,0 +1,353 @@
+"""`python -m trt_modnet.process INPUT... [options]`: the main job (also the `trt-modnet` command)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from trt_modnet.background import open_background
+from trt_modnet.cli import run_main, setup_logging
+from trt_modnet.errors import MattingError
+from trt_modnet.graph import OUTPUTS, DeploySpec
+from trt_modnet.inputs import collect_inputs, is_image
+from trt_modnet.ofd import SmoothedOutputs
+from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.pipeline import Pipeline, PipelineSettings
+from trt_modnet.preview import ContactSheet
+from trt_modnet.runtime.base import Runner
+from trt_modnet.runtime.select import open_runner
+from trt_modnet.summary import FileResult, print_summary
+from trt_modnet.video import (
+    FORMATS,
+    OutputSpec,
+    default_output_path,
+    open_reader,
+    open_writer,
+    validate_output,
+)
+from trt_modnet.video.formats import resolve_format
+
+log = logging.getLogger("trt_modnet")
+
+MODEL_ENV = "TRT_MODNET_MODEL"
+_DEFAULT_MODELS = (Path("modnet.onnx"), Path("models") / "modnet.onnx")
+_NO_MODEL = (
+    "no MODNet model found: pass --model MODEL.onnx or set TRT_MODNET_MODEL. To get one, download "
+    "modnet_photographic_portrait_matting.ckpt (or the webcam one) from the official MODNet repository "
+    "(github.com/ZHKKKe/MODNet, 'pretrained' folder link), then run "
+    "`python -m trt_modnet.export modnet_photographic_portrait_matting.ckpt -o modnet.onnx`"
+)
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    inputs: tuple[str, ...]
+    output: Path | None = None
+    modes: tuple[str, ...] = ("rgba",)
+    #: Extra outputs with explicit paths, e.g. (("alpha", Path("matte.mp4")),); single input only.
+    extra_outputs: tuple[tuple[str, Path], ...] = ()
+    format: str | None = None
+    background: str | None = None
+    model: Path | None = None
+    backend: str = "auto"
+    batch: int = 4
+    ref_size: int = DEFAULT_REF_SIZE
+    threads: int = 2
+    start: float | None = None
+    duration: float | None = None
+    preview: Path | None = None
+    overwrite: bool = False
+    recursive: bool = False
+    quiet: bool = False
+    audio: bool = True
+    audio_out: Path | None = None
+    codec_options: tuple[tuple[str, str], ...] = ()
+    stream: int | None = None
+    engines: Path = Path("engines")
+    ofd: bool = False
+    modes_given: bool = field(default=False, compare=False)
+
+
+def run_job(job: JobSettings) -> list[FileResult]:
+    """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
+    inputs = collect_inputs(job.inputs, recursive=job.recursive)
+    _check_explicit_outputs(job, inputs)
+    plans = [(path, _plan_outputs(job, path, len(inputs))) for path in inputs]
+    needed = _graph_outputs(job, [specs for _, specs in plans])
+    results: list[FileResult] = []
+    with open_runner(
+        job.backend,
+        _find_model(job.model),
+        DeploySpec(outputs=needed, ref_size=job.ref_size),
+        threads=job.threads,
+        engines_dir=job.engines,
+    ) as runner:
+        for path, specs in plans:
+            results.append(_process_one(job, runner, path, specs, len(inputs)))
+    return results
+
+
+def _process_one(
+    job: JobSettings, runner: Runner, path: Path, specs: list[OutputSpec], total: int
+) -> FileResult:
+    if any(s.path.resolve() == path.resolve() for s in specs):
+        log.error("%s: the output is the input itself; refusing to overwrite it", path)
+        return FileResult(path, 0, 0.0, path, "failed: the output is the input itself")
+    todo = [s for s in specs if job.overwrite or not s.path.exists()]
+    if not todo:
+        return FileResult(path, 0, 0.0, specs[0].path, "skipped (output exists; --overwrite replaces it)")
+    started = time.perf_counter()
+    try:
+        frames = _run_file(job, runner, path, todo, total)
+    except MattingError as exc:
+        log.error("%s", exc)
+        return FileResult(path, 0, 0.0, todo[0].path, f"failed: {exc}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a bug, not bad input: show it, then go on with the batch
+        log.exception("%s: unexpected %s", path, type(exc).__name__)
+        return FileResult(path, 0, 0.0, todo[0].path, f"failed: internal error {type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - started
+    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, todo[0].path, "ok")
+
+
+def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSpec], total: int) -> int:
+    with ExitStack() as stack:
+        reader = stack.enter_context(
+            open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
+        )
+        info = reader.info
+        for spec in specs:
+            validate_output(spec, info)
+        background = None
+        if any(s.content == "composite" for s in specs):
+            background = stack.enter_context(open_background(job.background))
+        writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
+        expected = reader.expected_frames
+        sheet = ContactSheet(frame_count=expected) if job.preview else None
+        bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
+        pipeline = Pipeline(
+            runner,
+            writers,
+            settings=PipelineSettings(batch=job.batch),
+            background=background,
+            smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
+            on_batch=(lambda items, frames, outs: sheet.offer_batch([f.index for f in items], frames, outs))
+            if sheet
+            else None,
+            on_frames=bar.update,
+        )
+        count = pipeline.run(reader, info.height, info.width)
+        if count == 0:
+            raise MattingError(f"{path}: no frames to process (check --start and --duration)")
+        if sheet is not None and job.preview is not None:
+            sheet.save(_preview_path(job.preview, path, total))
+        return count
+
+
+def _plan_outputs(job: JobSettings, path: Path, total: int) -> list[OutputSpec]:
+    modes = job.modes
+    if is_image(path) and not job.modes_given:
+        modes = ("rgba", "alpha")  # as the official demo: the cut-out and the matte
+    specs = []
+    for i, mode in enumerate(modes):
+        target = _output_path(job, path, mode, total, primary=i == 0)
+        specs.append(_spec(job, target, mode))
+    specs.extend(_spec(job, target, mode) for mode, target in job.extra_outputs)
+    return specs
+
+
+def _spec(job: JobSettings, target: Path, mode: str) -> OutputSpec:
+    return OutputSpec(
+        path=target,
+        content=mode,
+        format=job.format,
+        codec_options=dict(job.codec_options),
+        audio=job.audio,
+        # Only a PNG sequence has no place for audio inside it.
+        audio_out=job.audio_out
+        if resolve_format(OutputSpec(target, format=job.format)).name == "png"
+        else None,
+    )
+
+
+def _output_path(job: JobSettings, path: Path, mode: str, total: int, *, primary: bool) -> Path:
+    default = default_output_path(path, mode, job.format)
+    out = job.output
+    if out is None:
+        return default
+    if total > 1 or out.is_dir() or str(out).endswith(os.sep):
+        return out / default.name
+    return out if primary else out.parent / default.name
+
+
+def _check_explicit_outputs(job: JobSettings, inputs: list[Path]) -> None:
+    if job.extra_outputs and len(inputs) > 1:
+        raise MattingError("--rgba/--alpha/--composite PATH name one file: use them with a single input")
+    if job.output is not None and len(inputs) > 1 and job.output.exists() and not job.output.is_dir():
+        raise MattingError(f"{job.output}: with several inputs -o must be a folder")
+    if job.output is not None and len(inputs) > 1:
+        job.output.mkdir(parents=True, exist_ok=True)
+
+
+def _graph_outputs(job: JobSettings, plans: list[list[OutputSpec]]) -> tuple[str, ...]:
+    wanted = {s.content for specs in plans for s in specs}
+    if job.ofd:
+        wanted = SmoothedOutputs.graph_outputs(wanted)
+    if job.preview is not None and not wanted & {"alpha", "rgba"}:
+        wanted.add("alpha")
+    return tuple(o for o in OUTPUTS if o in wanted)
+
+
+def _preview_path(preview: Path, path: Path, total: int) -> Path:
+    return preview if total == 1 else preview.with_name(f"{preview.stem}.{path.stem}{preview.suffix}")
+
+
+def _find_model(model: Path | None) -> Path:
+    if model is not None:
+        return model
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    for candidate in _DEFAULT_MODELS:
+        if candidate.is_file():
+            return candidate
+    raise MattingError(_NO_MODEL)
+
+
+def parse_args(argv: Sequence[str] | None) -> JobSettings:
+    args = _parser().parse_args(argv)
+    return JobSettings(
+        inputs=tuple(args.inputs),
+        output=args.output,
+        modes=tuple(args.mode.split(",")) if args.mode else ("rgba",),
+        modes_given=args.mode is not None,
+        extra_outputs=tuple((m, p) for m in OUTPUTS if (p := getattr(args, m)) is not None),
+        format=args.format,
+        background=args.background,
+        model=args.model,
+        backend=args.backend,
+        batch=args.batch,
+        ref_size=args.ref_size,
+        threads=args.threads,
+        start=args.start,
+        duration=args.duration,
+        preview=args.preview,
+        overwrite=args.overwrite,
+        recursive=args.recursive,
+        quiet=args.quiet,
+        audio=not args.no_audio,
+        audio_out=args.audio_out,
+        codec_options=tuple(_key_value(kv) for kv in args.codec_opt),
+        stream=args.stream,
+        engines=args.engines,
+        ofd=args.ofd,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m trt_modnet.process",
+        description="Portrait matting for video and images with MODNet: writes the person with a real alpha "
+        "channel (ProRes 4444 .mov by default), the matte, or a composite over a colour, image or video, "
+        "keeping audio and frame timing.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video or image files, folders, or globs")
+    p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (several inputs)")
+    p.add_argument(
+        "--mode",
+        type=_modes,
+        help="what to write: rgba (default; ProRes 4444 .mov), alpha (the matte; .mp4), composite "
+        "(over --background; .mp4); a comma list writes several in one pass. "
+        "Images default to rgba,alpha PNGs",
+    )
+    for mode in OUTPUTS:
+        p.add_argument(f"--{mode}", type=Path, metavar="PATH", help=f"also write the {mode} output to PATH")
+    p.add_argument("--format", choices=FORMATS, help="container/codec, instead of the output's extension")
+    p.add_argument(
+        "--background", help="composite background: colour name, #RRGGBB, image or video (default green)"
+    )
+    p.add_argument("--model", type=Path, help=f"MODNet ONNX (default: ${MODEL_ENV}, ./modnet.onnx)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument("--batch", type=_positive, default=4, help="frames per inference batch (default 4)")
+    p.add_argument("--ref-size", type=_positive, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
+    p.add_argument("--threads", type=_positive, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument("--start", type=_seconds, help="start at this time (seconds or [HH:]MM:SS[.ms])")
+    p.add_argument("--duration", type=_seconds, help="process only this long (seconds or [HH:]MM:SS)")
+    p.add_argument("--preview", type=Path, metavar="PNG", help="also write a contact sheet to PNG")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (default: skip)")
+    p.add_argument("-r", "--recursive", action="store_true", help="look into subfolders of folder inputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--no-audio", action="store_true", help="drop the audio")
+    p.add_argument("--audio-out", type=Path, help="for PNG sequences: write the audio to this file")
+    p.add_argument(
+        "--codec-opt", action="append", default=[], metavar="KEY=VALUE", help="encoder option (repeatable)"
+    )
+    p.add_argument(
+        "--ofd", action="store_true", help="one-frame-delay smoothing against matte flicker (MODNet paper)"
+    )
+    p.add_argument("--stream", type=int, help="video stream index (default: the first)")
+    p.add_argument("--engines", type=Path, default=Path("engines"), help="TensorRT engine cache folder")
+    return p
+
+
+def _modes(text: str) -> str:
+    bad = [m for m in text.split(",") if m not in OUTPUTS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown mode {bad[0]!r}: choose from {', '.join(OUTPUTS)}")
+    return text
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        parts = [float(p) for p in text.split(":")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (seconds or [HH:]MM:SS[.ms])") from None
+    value = 0.0
+    for part in parts:
+        value = value * 60 + part
+    if value < 0 or len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    return value
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise MattingError(f"--codec-opt {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    job = parse_args(argv)
+    setup_logging()
+    results = run_job(job)
+    if not job.quiet:
+        print_summary(results)
+    failed = [r for r in results if r.failed]
+    if any("internal error" in r.status for r in failed):
+        return 1
+    return 2 if failed else 0
+
+
+def console_main() -> None:
+    raise SystemExit(run_main(main))
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,82 @@
+"""The CPU runner: the deployment graph in ONNX Runtime, on one worker thread.
+
+ONNX Runtime releases the GIL while it runs, so while the worker computes one batch the caller decodes
+and encodes others: up to `depth` batches are in flight. There is one worker, not `depth`: the session
+already uses every core through its intra-op threads (2 on 2 cores measured fastest, FACTS.md), and two
+concurrent runs would only contend for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from trt_modnet.graph import BACKGROUND, FRAMES, input_names, size_feeds, spec_of
+from trt_modnet.official import session_options
+from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
+
+
+class OnnxRuntimeRunner(Runner):
+    """Runs a deployment graph (`trt_modnet.graph.build`) with ONNX Runtime's CPU provider."""
+
+    def __init__(self, deploy: onnx.ModelProto, *, threads: int = 2, depth: int = DEFAULT_DEPTH) -> None:
+        super().__init__(depth)
+        self.spec = spec_of(deploy)
+        self.outputs = self.spec.outputs
+        self._session: ort.InferenceSession | None = ort.InferenceSession(
+            deploy.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
+        )
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnxrt")
+        self._size_feeds: dict[str, np.ndarray] = {}
+        # Per slot: the caller's frames (and background) are copied in at submit, so the caller may
+        # reuse its arrays at once; allocated once per prepare.
+        self._buffers: list[dict[str, np.ndarray]] = []
+        self._pending: dict[int, Future[list[np.ndarray]]] = {}
+
+    def _prepare(self, height: int, width: int, batch: int) -> None:
+        self._size_feeds = size_feeds(self.spec, height, width)
+        names = [n for n in input_names(self.spec) if n in (FRAMES, BACKGROUND)]
+        self._buffers = [
+            {n: np.empty((batch, height, width, 3), dtype=np.uint8) for n in names}
+            for _ in range(self.inflight.depth)
+        ]
+
+    def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
+        feeds = self._copied(slot, feeds)
+        session = self._session
+        assert session is not None  # the base class refuses submit once closed
+        self._pending[slot] = self._worker.submit(session.run, list(self.outputs), feeds)
+
+    def _result(self, slot: int) -> dict[str, np.ndarray]:
+        arrays = self._pending.pop(slot).result()
+        return dict(zip(self.outputs, arrays, strict=True))
+
+    def _close(self) -> None:
+        # Waits for a batch still running: the session must outlive every run that uses it.
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self._pending.clear()
+        self._buffers = []
+        self._session = None
+
+    def _copied(self, slot: int, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The feeds in this slot's buffers, plus the size feeds."""
+        expected = set(self._buffers[slot])
+        if set(feeds) != expected:
+            raise RuntimeError(f"feeds {sorted(feeds)} do not match the graph's inputs {sorted(expected)}")
+        n = len(feeds[FRAMES])
+        out = dict(self._size_feeds)
+        for name, array in feeds.items():
+            rows = len(array)
+            buffer = self._buffers[slot][name]
+            if array.dtype != np.uint8 or array.shape[1:] != buffer.shape[1:] or rows not in (1, n):
+                raise RuntimeError(
+                    f"{name} {array.dtype}{list(array.shape)} does not fit frames of "
+                    f"{list(feeds[FRAMES].shape)} (expected uint8 [1 or {n}, H, W, 3])"
+                )
+            np.copyto(buffer[:rows], array)
+            out[name] = buffer[:rows]
+        return out

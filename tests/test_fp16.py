@@ -33,7 +33,7 @@ def value_types(model: onnx.ModelProto) -> dict[str, int]:
 def test_recipe_names_the_converter_and_the_ops_kept_in_fp32() -> None:
     recipe = json.loads(fp16.RECIPE)
     assert recipe["converter"].startswith("onnxconverter-common ")
-    assert {"InstanceNormalization", "Resize"} <= set(recipe["op_block_list"])
+    assert {"InstanceNormalization", "Resize", "Sigmoid"} <= set(recipe["op_block_list"])
     assert recipe["keep_io_types"] is True
 
 
@@ -48,6 +48,7 @@ def test_network_computes_in_fp16_except_the_blocked_ops(synthetic_onnx: Path) -
     assert by_op["Conv"] == {TensorProto.FLOAT16}
     assert by_op["InstanceNormalization"] == {TensorProto.FLOAT}
     assert by_op["Resize"] == {TensorProto.FLOAT}
+    assert by_op["Sigmoid"] == {TensorProto.FLOAT}  # the matte keeps float32 precision to the output
 
 
 def test_fp16_graph_keeps_uint8_inputs_and_outputs(synthetic_onnx: Path) -> None:

@@ -25,15 +25,15 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
         return EXIT_INTERRUPTED
 
 
-def setup_logging(verbose: bool = False) -> None:
-    """Warnings from the library as single lines on stderr: `warning: ...`."""
+def setup_logging(level: int = logging.INFO) -> None:
+    """Library messages as single lines on stderr: `warning: ...`, info lines as they are."""
     logger = logging.getLogger("trt_modnet")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_LowerLevelFormatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.propagate = False
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(level)
 
 
 class _LowerLevelFormatter(logging.Formatter):

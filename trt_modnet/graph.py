@@ -8,15 +8,29 @@ way (DESIGN.md, principle 1).
 
 Resize. The official procedure resizes with OpenCV's INTER_AREA both ways. TensorRT's ONNX parser
 supports Resize only in `nearest`/`linear` modes without antialiasing (onnx-tensorrt docs/operators.md),
-and bilinear downsampling aliases (16-28/255 from the official matte with random weights, DESIGN.md).
-So the graph applies OpenCV's own INTER_AREA weights (`trt_modnet.resize`), per axis, as k taps:
-Gather the k input rows of each output row, multiply by their weights, ReduceSum. Measured here (ONNX
-Runtime 1.32, 2 threads, one frame, min of 5; /tmp/bench_resize-style harness, see the README):
+so the graph applies OpenCV's own INTER_AREA weights (`trt_modnet.resize`), per axis, as k taps: Gather
+the k input rows of each output row, multiply by their weights, ReduceSum. Against the official matte
+(stand-in model, 24 shared inputs, mean |delta alpha| in 1/255; `python -m benchmarks.parity`, results in
+benchmarks/results/parity_synthetic.json):
 
-    down to the inference size    dense MatMul   taps (Gather+Mul+ReduceSum)
-    1280x720  -> 896x512             35 ms          8 ms
-    1920x1080 -> 896x512             68 ms         21-32 ms
-    matte back up to 1280x720        14 ms          1.1 ms
+    this graph (INTER_AREA taps, official truncation)   0.000-0.057   p99 <= 1, max <= 2
+    INTER_AREA both ways, rounded once at the end        0.41-0.69    (the official truncation's bias)
+    INTER_AREA down, bilinear up                         0.51-1.29
+    bilinear both ways (ONNX Resize linear)              0.54-14.5    p99 up to 214
+
+The matte is truncated to whole alpha steps at the inference size (Floor(matte * 255)), as the official
+script's `astype(uint8)` does, then resized up in float and rounded once: that is what brings the
+difference from ~0.5/255 down to OpenCV's fixed-point rounding of its uint8 upscale.
+
+Cost on the CPU (ONNX Runtime 1.32, 2 threads, best of 5, on a shared 2-core machine; same benchmark):
+
+    down-resize to 896x512            dense MatMul   taps
+    from 1280x720                        38 ms         10 ms
+    from 1920x1080                       72 ms         15 ms
+    everything but MODNet (rgba)         25 ms at 720p, 46 ms at 1080p (MODNet: ~550 ms)
+
+Of three tap layouts measured (1080p: 44, 60 and 104 ms under load), the fastest keeps the resized axis
+away from the last one so that every Gather moves whole rows: NCHW, height first.
 
 Shape arithmetic. The tap indices and weights are graph inputs computed on the host once per video
 (`size_feeds`); their shapes carry the inference size, so the graph holds no shape arithmetic at all
@@ -306,9 +320,9 @@ class _Nodes:
 
     def normalised_input(self, frames: str, net_in: str) -> None:
         """float NHWC frames -> MODNet's input: INTER_AREA down, NCHW, (x - 127.5) / 127.5."""
-        # Each Gather takes whole rows (the resized axis is never the last); measured fastest of three
-        # layouts (benchmarks/parity.py). The official procedure normalises before resizing: the same
-        # linear map, as every row of weights sums to 1.
+        # Each Gather takes whole rows (the resized axis is never the last; see the module docstring).
+        # The official procedure normalises before resizing: the same linear map, as every row of
+        # weights sums to 1.
         t = self.op("Transpose", [frames], perm=[0, 3, 1, 2])  # [N,3,H,W]
         t = self.resize_axis(t, "down_h", 2, 1)  # [N,3,IH,W]
         t = self.op("Transpose", [t], perm=[0, 1, 3, 2])  # [N,3,W,IH]
@@ -320,6 +334,7 @@ class _Nodes:
 
     def matte_to_alpha(self, matte: str) -> str:
         """MODNet's [N,1,IH,IW] matte in [0,1] -> float [N,H,W,1] holding the alpha bytes 0..255."""
+        # Floor: the official script's astype(uint8) at the inference size (see the module docstring).
         t = self.op("Floor", [self.op("Mul", [matte, self.const("c255", 255.0)])])
         t = self.op("Transpose", [t], perm=[0, 1, 3, 2])  # [N,1,IW,IH]
         t = self.resize_axis(t, "up_w", 2, 1)  # [N,1,W,IH]

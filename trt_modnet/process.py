@@ -335,7 +335,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     job = parse_args(argv)
-    setup_logging()
+    setup_logging(logging.WARNING if job.quiet else logging.INFO)
     results = run_job(job)
     if not job.quiet:
         print_summary(results)

@@ -2,8 +2,9 @@
 
 The long input is made here by concatenating copies of a shared video (a remux: no re-encode, so it takes
 seconds), never committed. The short input is one copy made the same way, so both files differ only in
-length. Each run of the main job is a fresh process; its peak RSS is the kernel's `ru_maxrss` for that
-child, read with `os.wait4` (exact, no polling).
+length. Each run of the main job is a fresh process; its peak RSS is its VmHWM (the high-water mark of
+its own memory since exec, polled from /proc), not `ru_maxrss`, which on Linux also counts the parent's
+RSS at fork.
 
 Run alone: `python -m benchmarks.memory VIDEO --model MODEL.onnx [--long-seconds 60]`.
 """
@@ -79,10 +80,16 @@ class Clip:
 
 
 class _RssSampler:
-    """Polls a process's RSS from a thread while the caller blocks waiting for the process."""
+    """Polls a process's RSS and its peak (VmHWM) from a thread while the caller waits for it.
+
+    VmHWM is the high-water mark of the process's own memory since its exec. `ru_maxrss` is not: Linux
+    keeps the larger of it and the parent's RSS at fork, so a child of a big benchmark process would
+    report the parent's size (seen here: 2.4 GB for a job whose RSS never passed 0.8 GB).
+    """
 
     def __init__(self, pid: int, every: float) -> None:
         self.samples: list[tuple[float, int]] = []
+        self.peak = 0  # bytes; 0 when /proc is unavailable
         self._pid, self._every = pid, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
@@ -101,26 +108,32 @@ class _RssSampler:
             proc = psutil.Process(self._pid)
             while not self._stop.wait(self._every):
                 self.samples.append((time.perf_counter() - started, proc.memory_info().rss))
-        except psutil.Error:  # the process is gone: nothing more to sample
+                self.peak = max(self.peak, _high_water_mark(self._pid))
+        except (psutil.Error, OSError):  # the process is gone: nothing more to sample
             return
 
 
-def run_child(argv: Sequence[str], *, log: Path, sample_every: float | None = None) -> ChildRun:
-    """Run `argv` from the repository root in a fresh process; raise MattingError if it fails.
+def _high_water_mark(pid: int) -> int:
+    """Peak RSS of `pid` since its exec, in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
-    `sample_every` (seconds) also samples its RSS over time from a thread.
-    """
-    samples: list[tuple[float, int]] = []
+
+def run_child(argv: Sequence[str], *, log: Path, sample_every: float = _SAMPLE_S) -> ChildRun:
+    """Run `argv` from the repository root in a fresh process, sampling its RSS every `sample_every` s;
+    raise MattingError if it fails."""
     with log.open("wb") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(list(argv), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
         try:
-            if sample_every is None:
+            with _RssSampler(proc.pid, sample_every) as sampler:
                 _, status, usage = os.wait4(proc.pid, 0)
-            else:
-                with _RssSampler(proc.pid, sample_every) as sampler:
-                    _, status, usage = os.wait4(proc.pid, 0)
-                samples = sampler.samples
         except BaseException:
             proc.kill()
             proc.wait()
@@ -132,7 +145,8 @@ def run_child(argv: Sequence[str], *, log: Path, sample_every: float | None = No
         raise MattingError(
             f"{' '.join(argv[1:4])} ... exited with {proc.returncode}: {lines[-1]} (full log: {log})"
         )
-    return ChildRun(tuple(argv), seconds, usage.ru_maxrss * _RSS_UNIT, tuple(samples))
+    peak = sampler.peak or usage.ru_maxrss * _RSS_UNIT  # ru_maxrss only where /proc is missing
+    return ChildRun(tuple(argv), seconds, peak, tuple(sampler.samples))
 
 
 def job_argv(video: Path, output: Path, job: JobOptions, *, duration: float | None = None) -> list[str]:
@@ -208,7 +222,7 @@ def measure_memory(video: Path, job: JobOptions, *, long_seconds: float, work: P
         argv = job_argv(
             clip.path, output_path(work / f"memory_{name}", clip.path, job.content, job.format), job
         )
-        run = run_child(argv, log=work / f"memory_{name}.log", sample_every=_SAMPLE_S)
+        run = run_child(argv, log=work / f"memory_{name}.log")
         runs[name] = {
             "video_seconds": round(clip.seconds, 3),
             "frames": clip.frames,
@@ -223,7 +237,8 @@ def measure_memory(video: Path, job: JobOptions, *, long_seconds: float, work: P
         "long": runs["long"],
         "ratio_long_short": round(runs["long"]["peak_rss_mb"] / runs["short"]["peak_rss_mb"], 3),
         "settings": {**_plain(asdict(job)), "source": str(video), "copies_long": copies},
-        "method": "peak RSS = ru_maxrss of each main-job process (os.wait4); rss_mb_by_quarter = the "
+        "method": "peak RSS = VmHWM of each main-job process (polled from /proc; ru_maxrss would count the "
+        "benchmark's own RSS inherited at fork); rss_mb_by_quarter = the "
         f"highest RSS sampled every {_SAMPLE_S} s in each quarter of the run; inputs are remuxed copies of "
         "the source video (no audio), each processed whole",
     }

@@ -208,3 +208,26 @@ def test_bad_input_is_one_clear_line(synthetic_onnx: Path, tmp_path: Path, case:
     assert src.read_bytes() == before
     if case == "no_model":
         assert "trt_modnet.export" in errors[0] and "--model" in errors[0]
+
+
+def test_composite_over_a_video_background_with_ofd_and_preview(synthetic_onnx: Path, tmp_path: Path) -> None:
+    from trt_modnet.background import cover
+
+    src, bg_video = need(VIDEOS / "carphone_qcif.mp4"), need(VIDEOS / "chaplin_360p.mp4")
+    out, preview = tmp_path / "out", tmp_path / "sheet.png"
+    out.mkdir()  # an existing folder: each output inside it under its default name
+    args = ("--mode", "composite,alpha", "--format", "mkv", "--background", bg_video, "--ofd", "--preview")
+    proc = process(src, "-o", out, *args, preview, "--model", synthetic_onnx, "--duration", "0.2", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    source, _ = decode(src)
+    background, _ = decode(bg_video)
+    composite, _ = decode(out / "carphone_qcif.composite.mkv", "rgb24")
+    alpha, _ = decode(out / "carphone_qcif.alpha.mkv", "gray")
+    assert len(composite) == len(alpha) == 6
+    for i in range(6):
+        a = alpha[i][..., None].astype(np.float64) / 255
+        plate = cover(background[i], *source[i].shape[:2])
+        blend = source[i] * a + plate * (1 - a)
+        assert np.abs(composite[i].astype(np.float64) - blend).max() <= 1.0
+    (sheet,), _ = decode(preview)
+    assert sheet.shape[1] > 3 * 300  # input | matte | composite side by side

@@ -88,23 +88,19 @@ class ImageBackground(Background):
 
 
 class VideoBackground(Background):
-    """Frames of another video, scaled to cover the frame; looped when shorter than the footage."""
+    """Frames of another video, scaled to cover the frame; looped when shorter than the footage.
+
+    Each batch gets its own array: batches wait in queues and in the runner while the next is made.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._reader = open_reader(path)
         self._frames = iter(self._reader)
-        self._buffer: np.ndarray | None = None
-
-    def prepare(self, height: int, width: int) -> None:
-        super().prepare(height, width)
-        self._buffer = None
 
     def batch(self, count: int) -> np.ndarray:
         height, width = self.size
-        if self._buffer is None or self._buffer.shape[0] < count:
-            self._buffer = np.empty((count, height, width, 3), np.uint8)
-        out = self._buffer[:count]
+        out = np.empty((count, height, width, 3), np.uint8)
         for i in range(count):
             out[i] = cover(self._next_image(), height, width)
         return out

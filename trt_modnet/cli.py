@@ -38,6 +38,9 @@ def setup_logging(level: int = logging.INFO) -> None:
 
 class _LowerLevelFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        if record.levelno == logging.INFO:
-            return record.getMessage()
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        text = record.getMessage()
+        if record.levelno != logging.INFO:
+            text = f"{record.levelname.lower()}: {text}"
+        if record.exc_info:  # only for internal errors (bugs): expected failures carry no traceback
+            text += "\n" + self.formatException(record.exc_info)
+        return text

@@ -117,8 +117,7 @@ class SmoothedOutputs:
         for i, item in enumerate(items):
             frame = {name: outputs[name][i] for name in outputs}
             if "composite" in self.outputs and background is not None:
-                # A video background's buffer is refilled with the next batch; this frame leaves later.
-                frame["background"] = background[min(i, len(background) - 1)].copy()
+                frame["background"] = background[min(i, len(background) - 1)]
             ready += self._delay.push(frame["alpha"], (frame, item))
         return [self._finish(*payload) for _, payload in ready]
 

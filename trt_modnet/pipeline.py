@@ -177,7 +177,8 @@ class Pipeline:
         count = 0
         while (batch := st.get(decoded)) is not _END:
             feeds = {"frames": batch.frames}
-            if batch.background is not None:
+            # With OFD the composite is blended after smoothing, outside the graph.
+            if batch.background is not None and "composite" in self.runner.outputs:
                 feeds["background"] = batch.background
             pending.append((self.runner.submit(feeds), batch))
             if len(pending) >= self.settings.depth:

@@ -31,7 +31,6 @@ from trt_modnet.video import (
     default_output_path,
     open_reader,
     open_writer,
-    validate_output,
 )
 from trt_modnet.video.formats import resolve_format
 
@@ -79,7 +78,9 @@ class JobSettings:
 def run_job(job: JobSettings) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
     inputs = collect_inputs(job.inputs, recursive=job.recursive)
-    _check_explicit_outputs(job, inputs)
+    _check_output_options(job, inputs)
+    if job.output is not None and len(inputs) > 1:
+        job.output.mkdir(parents=True, exist_ok=True)
     plans = [(path, _plan_outputs(job, path, len(inputs))) for path in inputs]
     needed = _graph_outputs(job, [specs for _, specs in plans])
     results: list[FileResult] = []
@@ -125,8 +126,6 @@ def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSp
             open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
         )
         info = reader.info
-        for spec in specs:
-            validate_output(spec, info)
         background = None
         if any(s.content == "composite" for s in specs):
             background = stack.enter_context(open_background(job.background))
@@ -189,13 +188,11 @@ def _output_path(job: JobSettings, path: Path, mode: str, total: int, *, primary
     return out if primary else out.parent / default.name
 
 
-def _check_explicit_outputs(job: JobSettings, inputs: list[Path]) -> None:
+def _check_output_options(job: JobSettings, inputs: list[Path]) -> None:
     if job.extra_outputs and len(inputs) > 1:
         raise MattingError("--rgba/--alpha/--composite PATH name one file: use them with a single input")
     if job.output is not None and len(inputs) > 1 and job.output.exists() and not job.output.is_dir():
         raise MattingError(f"{job.output}: with several inputs -o must be a folder")
-    if job.output is not None and len(inputs) > 1:
-        job.output.mkdir(parents=True, exist_ok=True)
 
 
 def _graph_outputs(job: JobSettings, plans: list[list[OutputSpec]]) -> tuple[str, ...]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+# The shared media and models sit beside the repository; TRT_MODNET_SHARED points elsewhere.
+SHARED = Path(os.environ.get("TRT_MODNET_SHARED", REPO.parent / "shared"))
 DATA = SHARED / "data"
 VIDEOS = DATA / "videos"
 IMAGES = DATA / "images"

@@ -20,19 +20,11 @@ import cv2
 import numpy as np
 
 from trt_modnet.cli import run_main
-from trt_modnet.engine import (
-    DEFAULT_BATCH,
-    MATTE,
-    PRESETS,
-    BuildSettings,
-    EngineLoader,
-    EngineRecord,
-    FixedEngine,
-    FrameProfile,
-    FrameShape,
-)
+from trt_modnet.engine import MATTE, EngineLoader, FixedEngine
+from trt_modnet.engine_cache import BuildSettings, EngineRecord
 from trt_modnet.errors import MattingError
 from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.profiles import DEFAULT_BATCH, PRESETS, FrameProfile, FrameShape
 from trt_modnet.runtime.base import Runner
 
 if TYPE_CHECKING:

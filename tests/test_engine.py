@@ -23,21 +23,12 @@ from onnx import TensorProto, helper
 
 from tests.conftest import IMAGES, VIDEOS, need
 from trt_modnet import engine as eng
-from trt_modnet.engine import (
-    MATTE,
-    BuildSettings,
-    EngineLoader,
-    EngineRecord,
-    EngineStore,
-    FrameProfile,
-    FrameShape,
-    LoadedEngine,
-    ShapeRange,
-    Target,
-    TensorIO,
-)
+from trt_modnet import engine_cache, profiles
+from trt_modnet.engine import MATTE, EngineLoader, LoadedEngine, TensorIO
+from trt_modnet.engine_cache import BuildSettings, EngineRecord, EngineStore, Target
 from trt_modnet.errors import MattingError
 from trt_modnet.official import inference_size
+from trt_modnet.profiles import FrameProfile, FrameShape, ShapeRange
 from trt_modnet.runtime.base import Runner
 
 
@@ -86,7 +77,7 @@ def test_presets_are_exact_sizes_tuned_for_the_batch() -> None:
         FrameShape(6, 1920, 1080),
         FrameShape(6, 1920, 1080),
     )
-    assert FrameProfile.preset("4K").max == FrameShape(eng.DEFAULT_BATCH, 2160, 3840)
+    assert FrameProfile.preset("4K").max == FrameShape(profiles.DEFAULT_BATCH, 2160, 3840)
 
 
 def test_vectorised_size_rule_equals_the_official_one() -> None:
@@ -95,7 +86,7 @@ def test_vectorised_size_rule_equals_the_official_one() -> None:
         heights = [32, 33, ref - 1, ref, ref + 1, *rng.integers(32, 4000, 40)]
         widths = np.array([32, 47, ref - 1, ref, ref + 1, *rng.integers(32, 4000, 200)])
         for h in heights:
-            ih, iw = eng.official_sizes(int(h), widths, ref)
+            ih, iw = profiles.official_sizes(int(h), widths, ref)
             expected = [inference_size(int(h), int(w), ref) for w in widths]
             assert list(zip(ih.tolist(), iw.tolist(), strict=True)) == expected
 
@@ -104,7 +95,7 @@ def test_size_feed_ranges_bound_every_frame_size_in_the_profile() -> None:
     """The official rule is not monotonic, so the corners alone would give a profile that rejects videos."""
     spec = Spec(outputs=("composite",), ref_size=96)
     profile = FrameProfile(FrameShape(1, 60, 60), FrameShape(2, 80, 100), FrameShape(3, 101, 135))
-    ranges = eng.input_ranges(spec, profile, size_feeds)
+    ranges = profiles.input_ranges(spec, profile, size_feeds)
 
     sizes = [(h, w) for h in range(60, 102) for w in range(60, 136)]
     for name in ("resize_h", "resize_w"):
@@ -115,28 +106,28 @@ def test_size_feed_ranges_bound_every_frame_size_in_the_profile() -> None:
     assert max(s[0] for s in corners) == 96 < ranges["resize_h"].max[0] == 128  # what corners alone miss
     assert ranges["frames"] == ShapeRange((1, 60, 60, 3), (2, 80, 100, 3), (3, 101, 135, 3))
     assert ranges["background"] == ShapeRange((1, 60, 60, 3), (1, 80, 100, 3), (3, 101, 135, 3))
-    assert "background" not in eng.input_ranges(Spec(outputs=("alpha",)), profile, size_feeds)
+    assert "background" not in profiles.input_ranges(Spec(outputs=("alpha",)), profile, size_feeds)
 
 
 def test_a_profile_covers_a_video_only_for_every_input_at_both_batch_ends() -> None:
     spec = Spec(ref_size=512)
-    ranges = eng.input_ranges(spec, FrameProfile.exact(1080, 1920, 4), size_feeds)
-    assert eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 4, size_feeds))
-    assert eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 2, size_feeds))
-    assert not eng.profile_covers(ranges, eng.required_shapes(spec, 1080, 1920, 5, size_feeds))
-    assert not eng.profile_covers(ranges, eng.required_shapes(spec, 720, 1280, 4, size_feeds))
-    wide = eng.input_ranges(
+    ranges = profiles.input_ranges(spec, FrameProfile.exact(1080, 1920, 4), size_feeds)
+    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 4, size_feeds))
+    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 2, size_feeds))
+    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 5, size_feeds))
+    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 720, 1280, 4, size_feeds))
+    wide = profiles.input_ranges(
         spec, FrameProfile(FrameShape(1, 256, 256), *[FrameShape(8, 2160, 3840)] * 2), size_feeds
     )
     for h, w in ((720, 1280), (1080, 1920), (300, 2000), (2160, 3840)):
-        assert eng.profile_covers(wide, eng.required_shapes(spec, h, w, 8, size_feeds)), (h, w)
+        assert profiles.profile_covers(wide, profiles.required_shapes(spec, h, w, 8, size_feeds)), (h, w)
 
 
 # ---------------------------------------------------------------------------------------------- keys, records
 
 
 def _ranges(batch: int = 4, height: int = 1080, width: int = 1920) -> dict[str, ShapeRange]:
-    return eng.input_ranges(Spec(), FrameProfile.exact(height, width, batch), size_feeds)
+    return profiles.input_ranges(Spec(), FrameProfile.exact(height, width, batch), size_feeds)
 
 
 def _key(**change: object) -> str:
@@ -144,7 +135,7 @@ def _key(**change: object) -> str:
         graph_sha256="g" * 64, recipe="fp16-v1", target=TARGET, settings=BuildSettings(), profiles=[_ranges()]
     )
     args.update(change)
-    return eng.cache_key(**args)  # type: ignore[arg-type]
+    return engine_cache.cache_key(**args)  # type: ignore[arg-type]
 
 
 def test_cache_key_is_stable_and_changes_with_everything_it_covers() -> None:
@@ -209,7 +200,7 @@ def test_store_finds_the_tightest_engine_for_this_graph_and_gpu(
     store.engine_path(orphan).unlink()
 
     def find(batch: int, height: int = 1080, width: int = 1920) -> tuple[str, int] | None:
-        needs = eng.required_shapes(Spec(), height, width, batch, size_feeds)
+        needs = profiles.required_shapes(Spec(), height, width, batch, size_feeds)
         found = store.find(graph_sha256="g" * 64, recipe="fp32", target=TARGET, needs=needs)
         return None if found is None else (found[0].key[0], found[1])
 
@@ -340,7 +331,7 @@ def test_an_engine_that_does_not_deserialize_is_rebuilt(
 
 def test_engines_for_another_tensorrt_or_gpu_are_left_alone(tmp_path: Path, builds: list) -> None:
     old = _record(
-        "a" * 64, target=replace(TARGET, gpu="NVIDIA A100"), graph_sha256=eng.graph_digest(_deploy())
+        "a" * 64, target=replace(TARGET, gpu="NVIDIA A100"), graph_sha256=engine_cache.graph_digest(_deploy())
     )
     EngineStore(tmp_path).save(old, b"plan for another gpu")
     _loader(tmp_path)(1080, 1920, 4)
@@ -416,7 +407,7 @@ def test_cli_parses_sizes_and_profiles() -> None:
         4 << 30, 512 << 20, 3 << 29, 64 << 10, 1000,
     ]  # fmt: skip
     args = cli.parse_args(["m.onnx"])
-    assert cli.frame_profiles(args) == [FrameProfile.preset("1080p", eng.DEFAULT_BATCH)]
+    assert cli.frame_profiles(args) == [FrameProfile.preset("1080p", profiles.DEFAULT_BATCH)]
     assert args.outputs == ("rgba",) and args.workspace == 4 << 30 and args.opt_level == 3
     argv = [
         "m.onnx", "--profile", "720p", "--profile", "4k-portrait", "--batch", "2", "--outputs", "alpha,rgba",

@@ -42,7 +42,7 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks.memory import REPO, JobOptions, job_argv, measure_memory, output_path, run_child
-from trt_modnet.cli import run_main
+from trt_modnet.cli import positive_int, run_main
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import DeploySpec
 from trt_modnet.modelfile import load_modnet
@@ -516,31 +516,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="MODNet ONNX (default: export --checkpoint into a temp folder)")
     p.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="used when --model is absent")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
-    p.add_argument("--batch", type=_positive, nargs="+", default=[1, 4], help="batch sizes (default 1 4)")
-    p.add_argument("--ref-size", type=_positive, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
+    p.add_argument("--batch", type=positive_int, nargs="+", default=[1, 4], help="batch sizes (default 1 4)")
+    p.add_argument("--ref-size", type=positive_int, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
     p.add_argument("--content", choices=("rgba", "alpha", "composite"), default="rgba", help="output (rgba)")
     p.add_argument("--format", choices=tuple(FORMATS), help="output format (default: the content's default)")
-    p.add_argument("--frames", type=_positive, default=40, help="timed frames per measurement (40)")
-    p.add_argument("--repeat", type=_positive, default=1, help="repeat every measurement; medians reported")
-    p.add_argument("--threads", type=_positive, default=2, help="ONNX Runtime threads (2)")
+    p.add_argument("--frames", type=positive_int, default=40, help="timed frames per measurement (40)")
+    p.add_argument("--repeat", type=positive_int, default=1, help="repeat each measurement; medians reported")
+    p.add_argument("--threads", type=positive_int, default=2, help="ONNX Runtime threads (2)")
     p.add_argument("--engines", type=Path, default=Path("engines"), help="TensorRT engine cache folder")
     p.add_argument("--no-naive", action="store_true", help="skip the naive loop and the like-for-like run")
     p.add_argument("--no-memory", action="store_true", help="skip the short/long peak memory runs")
     p.add_argument("--memory-long-seconds", type=float, default=60.0, help="long input length (60 s)")
-    p.add_argument("--memory-ref-size", type=_positive, default=128, help="ref size of memory runs (128)")
+    p.add_argument("--memory-ref-size", type=positive_int, default=128, help="ref size of memory runs (128)")
     p.add_argument("--memory-content", choices=("rgba", "alpha", "composite"), default="alpha")
     p.add_argument("--memory-format", choices=tuple(FORMATS), default="mp4", help="memory runs' format (mp4)")
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw fps by stage and by batch size")
     p.add_argument("--workdir", type=Path, help="keep outputs and child logs here (default: a temp folder)")
     return p
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

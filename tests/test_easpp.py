@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import onnx
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from tests.conftest import CHECKPOINT, VIDEOS, need  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
@@ -26,15 +26,6 @@ from trt_modnet.modnet.model import MODNet  # noqa: E402
 from trt_modnet.modnet.train import TrainSettings, make_optimizer, supervised_step  # noqa: E402
 from trt_modnet.official import RawModnet, official_matte  # noqa: E402
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    # Tiny tensors gain nothing from threads, and OpenMP threads spin badly when the cores are shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

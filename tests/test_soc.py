@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,8 +13,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from tests.conftest import CHECKPOINT, IMAGES, VIDEOS, need  # noqa: E402
+from tests.conftest import CHECKPOINT, IMAGES, ONE_THREAD, VIDEOS, need  # noqa: E402
 from trt_modnet.adapt import main as adapt_main  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.export import main as export_main  # noqa: E402
@@ -29,17 +28,6 @@ from trt_modnet.video import open_reader  # noqa: E402
 CARPHONE = VIDEOS / "carphone_qcif.mp4"
 JUGGLE = VIDEOS / "juggle_720p.mp4"
 NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
-
-# Tiny tensors gain nothing from threads, and OpenMP threads spin badly when the cores are shared.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_soc_changes_weights_but_not_norm_statistics() -> None:

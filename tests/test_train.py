@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -13,8 +11,9 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from tests.conftest import KEYS_FILE, need  # noqa: E402
+from tests.conftest import KEYS_FILE, ONE_THREAD, need  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint  # noqa: E402
 from trt_modnet.modnet.data import normalise, synthetic_pair  # noqa: E402
@@ -22,17 +21,6 @@ from trt_modnet.modnet.losses import semantic_target, supervised_losses, trimap_
 from trt_modnet.modnet.model import MODNet  # noqa: E402
 from trt_modnet.modnet.train import TrainSettings, derived_trimap, make_optimizer, supervised_step  # noqa: E402
 from trt_modnet.train import main as train_main  # noqa: E402
-
-# Tiny tensors gain nothing from threads, and OpenMP threads spin badly when the cores are shared.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def synthetic_batch(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

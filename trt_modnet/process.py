@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from trt_modnet.background import open_background
-from trt_modnet.cli import run_main, setup_logging
+from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs, is_image
@@ -274,9 +274,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", type=Path, help=f"MODNet ONNX (default: ${MODEL_ENV}, ./modnet.onnx)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
-    p.add_argument("--batch", type=_positive, default=4, help="frames per inference batch (default 4)")
-    p.add_argument("--ref-size", type=_positive, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
-    p.add_argument("--threads", type=_positive, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument("--batch", type=positive_int, default=4, help="frames per inference batch (default 4)")
+    p.add_argument("--ref-size", type=positive_int, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
+    p.add_argument("--threads", type=positive_int, default=2, help="ONNX Runtime threads (default 2)")
     p.add_argument("--start", type=_seconds, help="start at this time (seconds or [HH:]MM:SS[.ms])")
     p.add_argument("--duration", type=_seconds, help="process only this long (seconds or [HH:]MM:SS)")
     p.add_argument("--preview", type=Path, metavar="PNG", help="also write a contact sheet to PNG")
@@ -301,13 +301,6 @@ def _modes(text: str) -> str:
     if bad:
         raise argparse.ArgumentTypeError(f"unknown mode {bad[0]!r}: choose from {', '.join(OUTPUTS)}")
     return text
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _seconds(text: str) -> float:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -15,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from tests.conftest import CHECKPOINT, IMAGES, ONE_THREAD, VIDEOS, need  # noqa: E402
+from tests.conftest import CHECKPOINT, IMAGES, ONE_THREAD, VIDEOS, need, run_module  # noqa: E402
 from trt_modnet.adapt import main as adapt_main  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.export import main as export_main  # noqa: E402
@@ -78,13 +76,7 @@ def test_images_form_one_pool_beside_the_videos() -> None:
 def test_adapt_cli_writes_a_checkpoint_that_exports_and_runs(tmp_path: Path) -> None:
     out = tmp_path / "adapted.ckpt"
     args = [str(need(CARPHONE)), "--ckpt", str(need(CHECKPOINT)), "-o", str(out), "--ref-size", "128"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "trt_modnet.adapt", *args, "--frames", "2", "--epochs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=ONE_THREAD,
-    )
+    proc = run_module("trt_modnet.adapt", *args, "--frames", "2", "--epochs", "1", env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1: mean losses semantic" in proc.stdout
     adapted, original = load_checkpoint(out).state_dict(), load_checkpoint(CHECKPOINT).state_dict()

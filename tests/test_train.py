@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from tests.conftest import KEYS_FILE, ONE_THREAD, need  # noqa: E402
+from tests.conftest import KEYS_FILE, ONE_THREAD, need, run_module  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint  # noqa: E402
 from trt_modnet.modnet.data import normalise, synthetic_pair  # noqa: E402
@@ -117,13 +115,7 @@ def test_train_cli_writes_official_checkpoints_and_resumes(tmp_path: Path) -> No
     images, mattes = write_pairs(tmp_path, 4, 64)
     run = tmp_path / "run"
     args = [str(images), str(mattes), "-o", str(run), "--size", "64", "--batch", "4", "--save-every", "1"]
-    proc = subprocess.run(
-        [sys.executable, "-m", "trt_modnet.train", *args, "--epochs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=ONE_THREAD,
-    )
+    proc = run_module("trt_modnet.train", *args, "--epochs", "1", env=ONE_THREAD)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1: mean losses semantic" in proc.stdout
     raw = torch.load(run / "modnet.ckpt", map_location="cpu", weights_only=True)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from trt_modnet.errors import MattingError
+from trt_modnet.video import Frame
 
 _THUMB_WIDTH = 320
 _CHECKER = 16
@@ -28,10 +29,11 @@ class ContactSheet:
         if index in self.wanted:
             self.rows.append(_row(frame, alpha))
 
-    def offer_batch(self, indices: Sequence[int], frames: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+    def offer_batch(self, items: Sequence[Frame], frames: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        """A finished batch of the pipeline (its `on_batch` hook)."""
         alpha = outputs["alpha"] if "alpha" in outputs else outputs["rgba"][..., 3]
-        for i, index in enumerate(indices):
-            self.offer(index, frames[i], alpha[i])
+        for i, item in enumerate(items):
+            self.offer(item.index, frames[i], alpha[i])
 
     def save(self, path: Path) -> None:
         if not self.rows:

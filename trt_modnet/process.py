@@ -139,9 +139,7 @@ def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSp
             settings=PipelineSettings(batch=job.batch),
             background=background,
             smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
-            on_batch=(lambda items, frames, outs: sheet.offer_batch([f.index for f in items], frames, outs))
-            if sheet
-            else None,
+            on_batch=sheet.offer_batch if sheet else None,
             on_frames=bar.update,
         )
         count = pipeline.run(reader, info.height, info.width)

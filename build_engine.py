@@ -20,12 +20,21 @@ import cv2
 import numpy as np
 
 from trt_modnet.cli import run_main
-from trt_modnet.engine import MATTE, EngineLoader, FixedEngine
-from trt_modnet.engine_cache import BuildSettings, EngineRecord
 from trt_modnet.errors import MattingError
 from trt_modnet.official import DEFAULT_REF_SIZE
-from trt_modnet.profiles import DEFAULT_BATCH, PRESETS, FrameProfile, FrameShape
 from trt_modnet.runtime.base import Runner
+from trt_modnet.tensorrt import (
+    DEFAULT_BATCH,
+    MATTE,
+    PRESETS,
+    BuildSettings,
+    EngineLoader,
+    EngineRecord,
+    FixedEngine,
+    FrameProfile,
+    FrameShape,
+    tensorrt_unavailable_reason,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -148,8 +157,6 @@ def frame_profiles(args: argparse.Namespace) -> list[FrameProfile]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from trt_modnet.runtime.select import tensorrt_unavailable_reason
-
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         raise MattingError(f"cannot build TensorRT engines here: {reason}")
@@ -210,7 +217,7 @@ def nonfinite(values: np.ndarray) -> tuple[int, int]:
 def validate(loader: EngineLoader, record: EngineRecord, reference: onnx.ModelProto, args: Namespace) -> bool:
     """Every profile at its opt size on real frames: engine vs FP32 graph in ONNX Runtime: pass or fail."""
     from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt import TensorRTRunner
 
     media = read_frames(args.validate, args.frames)
     ok = True

@@ -1,9 +1,9 @@
 """The GPU checks that need no TensorRT: run by `bash benchmarks/device_check.sh` on a GPU machine.
 
-Exercises `trt_modnet.cuda` on a real GPU (pinned round trips, bandwidth, copies overlapping on two streams,
-events across streams, errors) and drives `TensorRTRunner`'s real stream/event pipeline with a stand-in engine
-whose "inference" is a CuPy kernel, checking every output byte. One line per step; figures as JSON in
-$OUT/device_check.json when OUT is set. Exit status 1 when any step failed.
+Exercises `trt_modnet.tensorrt.cuda` on a real GPU (pinned round trips, bandwidth, copies overlapping on two
+streams, events across streams, errors) and drives `TensorRTRunner`'s real stream/event pipeline with a
+stand-in engine whose "inference" is a CuPy kernel, checking every output byte. One line per step; figures as
+JSON in $OUT/device_check.json when OUT is set. Exit status 1 when any step failed.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def versions() -> dict[str, Any]:
 
 
 def gpu() -> dict[str, Any]:
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     reason = cuda.unavailable_reason()
     if reason is not None:
@@ -96,7 +96,7 @@ def gpu() -> dict[str, Any]:
 
 def round_trip() -> dict[str, Any]:
     """Random bytes host -> device -> host through pinned buffers (plain and write-combined) are unchanged."""
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     data = np.random.default_rng(0).integers(0, 256, 64 * MIB, dtype=np.uint8)
     with (
@@ -124,7 +124,7 @@ def bandwidth() -> dict[str, Any]:
     """GB/s of 256 MiB copies: pinned, write-combined pinned and pageable (best of 5, timed with events)."""
     from cuda.bindings import runtime as cudart
 
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     n = 256 * MIB
     with (
@@ -167,7 +167,7 @@ def bandwidth() -> dict[str, Any]:
 
 def two_streams() -> dict[str, Any]:
     """H2D on one stream and D2H on another run at once (separate copy engines): time both ways."""
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     n = 256 * MIB
     with (
@@ -196,7 +196,7 @@ def two_streams() -> dict[str, Any]:
 
 def events() -> dict[str, Any]:
     """A stream that waits for another's event sees its copy; done() and elapsed_ms() behave."""
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     n = 128 * MIB
     with (
@@ -227,7 +227,7 @@ def events() -> dict[str, Any]:
 
 def errors() -> dict[str, Any]:
     """CUDA failures name the call; closed resources refuse use; close twice is fine."""
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     try:
         cuda.DeviceBuffer(1 << 60)
@@ -259,7 +259,7 @@ def _cupy() -> Any:
 
 def copy_compute_overlap() -> dict[str, Any]:
     """Copies on two streams overlap a kernel on a third (as H2D/D2H overlap execute_async_v3)."""
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     cupy = _cupy()
     n = 256 * MIB
@@ -357,7 +357,7 @@ class _FakeEngine:
 
 class _FakeSource:
     def __init__(self, context: _FakeContext) -> None:
-        from trt_modnet.engine import TensorIO
+        from trt_modnet.tensorrt.engine import TensorIO
 
         self.context = context
         u8, f32 = np.dtype(np.uint8), np.dtype(np.float32)
@@ -369,7 +369,7 @@ class _FakeSource:
         )
 
     def __call__(self, height: int, width: int, batch: int) -> Any:
-        from trt_modnet.engine import LoadedEngine
+        from trt_modnet.tensorrt.engine import LoadedEngine
 
         feeds = {"gain": np.array([0.75], np.float32)}
         return LoadedEngine(engine=_FakeEngine(self.context), profile=0, io=self.io, feeds=feeds)
@@ -385,7 +385,7 @@ def _expected(frames: np.ndarray) -> dict[str, np.ndarray]:
 
 def runner_pipeline() -> dict[str, Any]:
     """TensorRTRunner with a stand-in engine at 1080p, batch 4 (last 2), depth 1 and 3; every byte checked."""
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt.runner import TensorRTRunner
 
     cupy = _cupy()
     rng = np.random.default_rng(1)

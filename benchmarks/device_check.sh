@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device check for the GPU path without TensorRT: trt_modnet/cuda.py on a real GPU (pinned round trip,
+# Device check for the GPU path without TensorRT: trt_modnet/tensorrt/cuda.py on a real GPU (pinned round trip,
 # copies overlapping on two streams, events, errors) and the TensorRT runner's stream/event pipeline driven
 # by a stand-in engine that runs CuPy kernels. Run from the repository root on a GPU machine:
 #     bash benchmarks/device_check.sh            (figures as JSON in $OUT/device_check.json when OUT is set)

@@ -7,8 +7,8 @@ import pytest
 
 cudart = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
 
-from trt_modnet import cuda  # noqa: E402 (needs cuda-bindings)
 from trt_modnet.errors import MattingError  # noqa: E402
+from trt_modnet.tensorrt import cuda  # noqa: E402 (needs cuda-bindings)
 
 NO_GPU = cuda.unavailable_reason()
 needs_gpu = pytest.mark.skipif(NO_GPU is not None, reason=f"needs an NVIDIA GPU: {NO_GPU}")

@@ -22,14 +22,14 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.conftest import IMAGES, VIDEOS, need
-from trt_modnet import engine as eng
-from trt_modnet import engine_cache, profiles
-from trt_modnet.engine import MATTE, EngineLoader, LoadedEngine, TensorIO
-from trt_modnet.engine_cache import BuildSettings, EngineRecord, EngineStore, Target
 from trt_modnet.errors import MattingError
 from trt_modnet.official import inference_size
-from trt_modnet.profiles import FrameProfile, FrameShape, ShapeRange
 from trt_modnet.runtime.base import Runner
+from trt_modnet.tensorrt import engine as eng
+from trt_modnet.tensorrt import engine_cache, profiles
+from trt_modnet.tensorrt.engine import MATTE, EngineLoader, LoadedEngine, TensorIO
+from trt_modnet.tensorrt.engine_cache import BuildSettings, EngineRecord, EngineStore, Target
+from trt_modnet.tensorrt.profiles import FrameProfile, FrameShape, ShapeRange
 
 
 @dataclass(frozen=True)
@@ -358,7 +358,7 @@ IO = (TensorIO("frames", True, np.dtype(np.uint8)), TensorIO("rgba", False, np.d
 
 def test_runner_checks_the_engine_against_the_graph_before_touching_the_gpu() -> None:
     pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt.runner import TensorRTRunner
 
     source = FakeSource(IO)
     with (
@@ -377,8 +377,8 @@ def test_runner_checks_the_engine_against_the_graph_before_touching_the_gpu() ->
 
 def test_runner_without_a_gpu_fails_with_the_cuda_call_and_stays_unprepared() -> None:
     pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings is not installed")
-    from trt_modnet import cuda
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt import cuda
+    from trt_modnet.tensorrt.runner import TensorRTRunner
 
     if cuda.unavailable_reason() is None:
         pytest.skip("a GPU is present: this checks the failure without one")
@@ -498,7 +498,7 @@ def test_run_all_feeds_every_frame_once_in_batches() -> None:
 
 
 class HostCudart:
-    """The cuda-bindings runtime calls trt_modnet.cuda makes, emulated in host memory, synchronously.
+    """The cuda-bindings runtime calls trt_modnet.tensorrt.cuda makes, emulated in host memory, synchronously.
 
     Lets the runner's whole data path (buffer sizes, bindings, slots, copies, cleanup) run on the CPU; the
     ordering across streams is what the device check verifies on a GPU.
@@ -611,7 +611,7 @@ class HostSource(FakeSource):
 
 @pytest.fixture
 def host_cudart(monkeypatch: pytest.MonkeyPatch) -> HostCudart:
-    from trt_modnet import cuda
+    from trt_modnet.tensorrt import cuda
 
     fake = HostCudart()
     monkeypatch.setattr(cuda, "cudart", fake)
@@ -619,7 +619,7 @@ def host_cudart(monkeypatch: pytest.MonkeyPatch) -> HostCudart:
 
 
 def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: HostCudart) -> None:
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt.runner import TensorRTRunner
 
     rng = np.random.default_rng(3)
     batches = [rng.integers(0, 256, (n, 36, 52, 3), dtype=np.uint8) for n in (4, 4, 3, 4, 1)]

@@ -71,7 +71,7 @@ def test_auto_picks_tensorrt_with_the_fp16_graph_when_usable(
         chosen.update(deploy=deploy, spec=spec, **kw)
         return tensorrt_runner
 
-    monkeypatch.setattr(select, "_missing_for_tensorrt", list)
+    monkeypatch.setattr(select, "missing_for_tensorrt", list)
     monkeypatch.setattr(select, "_tensorrt_runner", fake_tensorrt_runner)
     spec = graph.DeploySpec(outputs=("rgba", "alpha"))
     assert select.open_runner("auto", synthetic_onnx, spec, engines_dir=Path("e")) is tensorrt_runner

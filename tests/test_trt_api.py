@@ -33,8 +33,8 @@ import pytest
 from tests.conftest import REPO
 
 #: The modules that talk to TensorRT.
-TRT_SOURCES = (REPO / "trt_modnet" / "engine.py", REPO / "trt_modnet" / "runtime" / "trt.py")
-CUDA_SOURCE = REPO / "trt_modnet" / "cuda.py"
+TRT_SOURCES = (REPO / "trt_modnet" / "tensorrt" / "engine.py", REPO / "trt_modnet" / "tensorrt" / "runner.py")
+CUDA_SOURCE = REPO / "trt_modnet" / "tensorrt" / "cuda.py"
 #: The newest TensorRT and the oldest we support, as their 1.2 MB bindings-only wheels.
 WHEELS = {
     "11.4": "tensorrt-cu13-bindings==11.4.0.106",

@@ -7,9 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trt_modnet.engine import INSTALL_HINT
 from trt_modnet.errors import MattingError
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
+from trt_modnet.tensorrt import missing_for_tensorrt, tensorrt_unavailable_reason
 
 if TYPE_CHECKING:
     import onnx
@@ -17,33 +17,6 @@ if TYPE_CHECKING:
     from trt_modnet.graph import DeploySpec
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
-
-
-def tensorrt_unavailable_reason() -> str | None:
-    """None when TensorRT imports and a GPU is usable; else one line: what is missing, how to install it."""
-    missing = _missing_for_tensorrt()
-    if not missing:
-        return None
-    return f"{'; '.join(missing)}. On a machine with an NVIDIA GPU and driver: {INSTALL_HINT}"
-
-
-def _missing_for_tensorrt() -> list[str]:
-    missing = []
-    try:
-        import tensorrt  # noqa: F401
-    except ImportError:
-        missing.append("TensorRT is not installed")
-    except OSError as exc:  # the Python package is there but its libraries are not
-        missing.append(f"TensorRT does not load ({exc})")
-    try:
-        from trt_modnet import cuda
-    except ImportError:
-        missing.append("cuda-python (cuda-bindings) is not installed")
-    else:
-        gpu = cuda.unavailable_reason()
-        if gpu is not None:
-            missing.append(gpu)
-    return missing
 
 
 def open_runner(
@@ -65,7 +38,7 @@ def open_runner(
         raise MattingError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     use_tensorrt = False
     if backend in ("auto", "tensorrt"):
-        missing = _missing_for_tensorrt()
+        missing = missing_for_tensorrt()
         if missing and backend == "tensorrt":
             raise MattingError(f"--backend tensorrt is unavailable: {tensorrt_unavailable_reason()}")
         if missing:
@@ -86,8 +59,7 @@ def open_runner(
 def _tensorrt_runner(
     deploy: onnx.ModelProto, spec: DeploySpec, *, depth: int, engines_dir: Path, log: logging.Logger
 ) -> Runner:
-    from trt_modnet.engine import EngineLoader
-    from trt_modnet.runtime.trt import TensorRTRunner
+    from trt_modnet.tensorrt import EngineLoader, TensorRTRunner
 
     loader = EngineLoader(deploy, spec, engines_dir=engines_dir)
     target = loader.target

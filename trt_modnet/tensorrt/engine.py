@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from trt_modnet.engine_cache import (
+from trt_modnet.errors import MattingError
+from trt_modnet.tensorrt.availability import INSTALL_HINT
+from trt_modnet.tensorrt.engine_cache import (
     BuildSettings,
     EngineRecord,
     EngineStore,
@@ -25,8 +27,7 @@ from trt_modnet.engine_cache import (
     recipe_of,
     write_atomic,
 )
-from trt_modnet.errors import MattingError
-from trt_modnet.profiles import (
+from trt_modnet.tensorrt.profiles import (
     FrameProfile,
     InputRanges,
     ShapeRange,
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("trt_modnet")
 
-INSTALL_HINT = "pip install 'trt_modnet[trt]' (CUDA 12) or 'trt_modnet[trt-cu13]' (CUDA 13)"
 #: Name of the extra engine output holding MODNet's own float matte (for --validate's NaN/Inf check).
 MATTE = "matte"
 
@@ -72,7 +72,7 @@ def import_tensorrt() -> Any:
 
 
 def current_target(trt: Any, device: int = 0) -> Target:
-    from trt_modnet.cuda import gpu_info
+    from trt_modnet.tensorrt.cuda import gpu_info
 
     gpu = gpu_info(device)
     return Target(tensorrt=trt.__version__, gpu=gpu.name, compute_capability=gpu.compute_capability)

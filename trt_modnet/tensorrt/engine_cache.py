@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trt_modnet.errors import MattingError
-from trt_modnet.profiles import InputRanges, Shape, ShapeRange, profile_covers
+from trt_modnet.tensorrt.profiles import InputRanges, Shape, ShapeRange, profile_covers
 
 if TYPE_CHECKING:
     import onnx

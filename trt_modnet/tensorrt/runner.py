@@ -19,10 +19,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from trt_modnet.cuda import DeviceBuffer, Event, PinnedBuffer, Stream, copy_to_device, copy_to_host
-from trt_modnet.engine import LoadedEngine, TensorIO
 from trt_modnet.errors import MattingError
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, State
+from trt_modnet.tensorrt.cuda import DeviceBuffer, Event, PinnedBuffer, Stream, copy_to_device, copy_to_host
+from trt_modnet.tensorrt.engine import LoadedEngine, TensorIO
 
 BATCH_INPUTS = ("frames", "background")
 

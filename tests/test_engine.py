@@ -511,6 +511,8 @@ class HostCudart:
         self.memory: dict[int, ctypes.Array] = {}
         self.handles = 0
         self.ok = real.cudaError_t.cudaSuccess
+        self.event_flags: dict[int, int] = {}
+        self.host_waits: list[int] = []  # flags of every event the host waited on
 
     def __getattr__(self, name: str) -> object:  # enums and constants come from the real bindings
         return getattr(self.real, name)
@@ -539,13 +541,22 @@ class HostCudart:
         self.handles += 1
         return self.ok, self.handles
 
-    cudaStreamCreateWithFlags = cudaEventCreateWithFlags = _handle
+    cudaStreamCreateWithFlags = _handle
+
+    def cudaEventCreateWithFlags(self, flags: int) -> tuple[object, int]:
+        err, handle = self._handle()
+        self.event_flags[handle] = flags
+        return err, handle
+
+    def cudaEventSynchronize(self, handle: int) -> tuple[object]:
+        self.host_waits.append(self.event_flags[handle])
+        return (self.ok,)
 
     def _done(self, *args: object) -> tuple[object]:
         return (self.ok,)
 
     cudaStreamSynchronize = cudaStreamWaitEvent = cudaStreamDestroy = _done
-    cudaEventRecord = cudaEventSynchronize = cudaEventQuery = cudaEventDestroy = _done
+    cudaEventRecord = cudaEventQuery = cudaEventDestroy = _done
 
 
 def device_array(ptr: int, shape: tuple[int, ...], dtype: type) -> np.ndarray:
@@ -657,3 +668,145 @@ def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: 
         with pytest.raises(RuntimeError, match="feeds"):
             runner.submit({"frames": batches[0][:2, :20, :30]})
     assert host_cudart.memory == {} and source.closed == 1
+    # Every host wait sleeps on the event instead of spinning a core (the encoder's, on a GPU box).
+    assert host_cudart.host_waits and all(
+        f & host_cudart.real.cudaEventBlockingSync for f in host_cudart.host_waits
+    )
+
+
+class TwoProfileSource(HostSource):
+    """An engine with two profiles whose context refuses the profile, as the Python bindings do: raising."""
+
+    def __call__(self, height: int, width: int, batch: int) -> LoadedEngine:
+        def context() -> HostContext:
+            ctx = HostContext()
+
+            def refuse(profile: int, stream: int) -> bool:
+                raise RuntimeError("Error Code 3: API Usage Error (profile index out of range\n)")
+
+            ctx.set_optimization_profile_async = refuse  # type: ignore[attr-defined]
+            return ctx
+
+        engine = types.SimpleNamespace(num_optimization_profiles=2, create_execution_context=context)
+        return LoadedEngine(engine=engine, profile=1, io=self.io, feeds={"gain": np.array([0.5], np.float64)})
+
+
+def test_a_refused_profile_is_one_clear_error_and_frees_the_video(host_cudart: HostCudart) -> None:
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    with TensorRTRunner(TwoProfileSource(HOST_IO), outputs=("rgba",)) as runner:
+        with pytest.raises(MattingError) as info:
+            runner.prepare(36, 52, 4)
+        assert str(info.value) == (
+            "TensorRT set_optimization_profile_async(1) failed: "
+            "Error Code 3: API Usage Error (profile index out of range )"
+        )
+        with pytest.raises(RuntimeError, match="prepare"):
+            runner.submit({"frames": np.zeros((1, 36, 52, 3), np.uint8)})
+    assert host_cudart.memory == {}
+
+
+# ---------------------------------------------------------------------------------------------- builder
+
+
+class BuildFakes:
+    """TensorRT's builder API as build_plan uses it; set_shape raises on min > opt or opt > max like the
+    Python bindings do."""
+
+    class IProgressMonitor:
+        def __init__(self) -> None:
+            pass
+
+    class Profile:
+        def set_shape(self, name: str, lo: tuple, opt: tuple, hi: tuple) -> None:
+            if not all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True)):
+                raise RuntimeError("Shape provided for opt is inconsistent\nwith min and max")
+
+    class Config:
+        builder_optimization_level = 0
+        progress_monitor = None
+
+        def set_memory_pool_limit(self, pool: object, size: int) -> None:
+            pass
+
+        def add_optimization_profile(self, profile: object) -> int:
+            return 0
+
+        def create_timing_cache(self, data: bytes) -> object:
+            return types.SimpleNamespace(serialize=lambda: b"timings")
+
+        def set_timing_cache(self, cache: object, ignore_mismatch: bool) -> bool:
+            self.cache = cache
+            return True
+
+        def get_timing_cache(self) -> object:
+            return self.cache
+
+    class Builder:
+        def __init__(self, logger: object) -> None:
+            pass
+
+        def create_network(self, flags: int) -> object:
+            return types.SimpleNamespace(num_layers=0)
+
+        def create_optimization_profile(self) -> object:
+            return BuildFakes.Profile()
+
+        def create_builder_config(self) -> object:
+            return BuildFakes.Config()
+
+        def build_serialized_network(self, network: object, config: object) -> bytes:
+            return b"built plan"
+
+    class OnnxParser:
+        def __init__(self, network: object, logger: object) -> None:
+            self.num_errors = 0
+
+        def parse(self, data: bytes) -> bool:
+            return True
+
+
+BUILD_TRT = types.SimpleNamespace(
+    **vars(FAKE_TRT),
+    Builder=BuildFakes.Builder,
+    OnnxParser=BuildFakes.OnnxParser,
+    IProgressMonitor=BuildFakes.IProgressMonitor,
+    NetworkDefinitionCreationFlag=types.SimpleNamespace(STRONGLY_TYPED=0),
+    MemoryPoolType=types.SimpleNamespace(WORKSPACE=0),
+)
+
+
+@pytest.fixture
+def fake_builder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_plan itself runs, on the fake TensorRT builder."""
+    monkeypatch.setattr(eng, "import_tensorrt", lambda: BUILD_TRT)
+    monkeypatch.setattr(eng, "current_target", lambda trt: TARGET)
+    monkeypatch.setitem(sys.modules, "trt_modnet.graph", types.SimpleNamespace(size_feeds=size_feeds))
+
+
+def test_the_first_build_creates_the_engines_folder(tmp_path: Path, fake_builder: None) -> None:
+    folder = tmp_path / "nowhere" / "engines"  # an installed trt-modnet run from any folder
+    loaded = _loader(folder)(1080, 1920, 4)
+    store = EngineStore(folder)
+    assert store.engine_path(loaded.record).read_bytes() == b"built plan"  # type: ignore[arg-type]
+    assert store.timing_cache_path(TARGET).read_bytes() == b"timings"
+
+
+def test_a_timing_cache_that_cannot_be_saved_never_loses_the_plan(
+    tmp_path: Path, fake_builder: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    EngineStore(tmp_path).timing_cache_path(TARGET).mkdir()  # not writable as a file
+    with caplog.at_level(logging.WARNING, logger="trt_modnet"):
+        loaded = _loader(tmp_path)(1080, 1920, 4)
+    assert EngineStore(tmp_path).engine_path(loaded.record).read_bytes() == b"built plan"  # type: ignore[arg-type]
+    assert "could not save the timing cache" in caplog.text
+
+
+def test_a_profile_tensorrt_refuses_is_one_clear_error(tmp_path: Path, fake_builder: None) -> None:
+    bad = {"frames": ShapeRange((1, 64, 64, 3), (4, 64, 64, 3), (2, 64, 64, 3))}
+    with pytest.raises(MattingError) as info:
+        _loader(tmp_path).build([bad])
+    assert str(info.value) == (
+        "TensorRT set_shape('frames', min [1, 64, 64, 3], opt [4, 64, 64, 3], max [2, 64, 64, 3]) failed: "
+        "Shape provided for opt is inconsistent with min and max"
+    )

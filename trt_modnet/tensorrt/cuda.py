@@ -219,13 +219,19 @@ class Stream(_Resource):
 
 
 class Event(_Resource):
-    """A CUDA event; timing is off unless asked for, which makes record and wait cheaper."""
+    """A CUDA event; timing is off unless asked for, which makes record and wait cheaper.
+
+    `blocking=True` for events the host waits on: without `cudaEventBlockingSync`, `synchronize()` spins a
+    core until the GPU is done, and on the GPU path that core is the encoder's.
+    """
 
     _what = "CUDA event"
 
-    def __init__(self, *, timing: bool = False) -> None:
+    def __init__(self, *, timing: bool = False, blocking: bool = False) -> None:
         super().__init__()
         flags = cudart.cudaEventDefault if timing else cudart.cudaEventDisableTiming
+        if blocking:
+            flags |= cudart.cudaEventBlockingSync
         self.handle = check(cudart.cudaEventCreateWithFlags(flags), f"cudaEventCreateWithFlags({flags})")
         self.ptr = int(self.handle)
 

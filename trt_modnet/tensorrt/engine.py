@@ -60,6 +60,11 @@ def matte_tensor(deploy: onnx.ModelProto) -> str | None:
     return sigmoids[-1] if sigmoids else None
 
 
+def one_line(exc: BaseException) -> str:
+    """A TensorRT exception's message on one line (the bindings' messages span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def import_tensorrt() -> Any:
     """The `tensorrt` module, or a MattingError saying how to install it."""
     try:
@@ -108,8 +113,18 @@ def build_plan(
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise MattingError(f"TensorRT {trt.__version__} failed to build the engine (its messages are above)")
-    write_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
+    _save_timing_cache(timing_cache, config)
     return bytes(memoryview(plan)), has_matte
+
+
+def _save_timing_cache(path: Path, config: Any) -> None:
+    """Keep the kernel timings for later builds; failing to is only a warning (the plan is what matters)."""
+    try:
+        write_atomic(path, bytes(memoryview(config.get_timing_cache().serialize())))
+    except OSError as exc:
+        log.warning(
+            "%s: could not save the timing cache (%s); later builds will time kernels again", path, exc
+        )
 
 
 def _mark_output(network: Any, tensor_name: str, output_name: str) -> bool:
@@ -130,7 +145,13 @@ def _mark_output(network: Any, tensor_name: str, output_name: str) -> bool:
 def _add_profile(builder: Any, config: Any, ranges: Mapping[str, ShapeRange]) -> None:
     profile = builder.create_optimization_profile()
     for name, r in ranges.items():
-        profile.set_shape(name, r.min, r.opt, r.max)
+        try:  # the Python bindings raise RuntimeError where the C++ API logs and returns
+            profile.set_shape(name, r.min, r.opt, r.max)
+        except RuntimeError as exc:
+            raise MattingError(
+                f"TensorRT set_shape({name!r}, min {list(r.min)}, opt {list(r.opt)}, max {list(r.max)}) "
+                f"failed: {one_line(exc)}"
+            ) from None
     if config.add_optimization_profile(profile) < 0:
         shapes = ", ".join(f"{k} {list(r.min)}..{list(r.max)}" for k, r in ranges.items())
         raise MattingError(f"TensorRT rejected the optimisation profile {shapes}")
@@ -320,6 +341,8 @@ class EngineLoader:
         if not profiles:
             raise MattingError("an engine needs at least one optimisation profile")
         key = self.key(profiles)
+        # Before minutes of building: the timing cache is written into it right after the build.
+        self.store.folder.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         plan, has_matte = build_plan(
             self.trt,

@@ -22,7 +22,7 @@ import numpy as np
 from trt_modnet.errors import MattingError
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, State
 from trt_modnet.tensorrt.cuda import DeviceBuffer, Event, PinnedBuffer, Stream, copy_to_device, copy_to_host
-from trt_modnet.tensorrt.engine import LoadedEngine, TensorIO
+from trt_modnet.tensorrt.engine import LoadedEngine, TensorIO, one_line
 
 BATCH_INPUTS = ("frames", "background")
 
@@ -44,7 +44,8 @@ class _Slot:
         self.stream: Stream = stack.enter_context(Stream())
         self.inputs_ready: Event = stack.enter_context(Event())
         self.executed: Event = stack.enter_context(Event())
-        self.outputs_ready: Event = stack.enter_context(Event())
+        # The one event the host waits on (`result`): blocking, so the wait sleeps instead of spinning.
+        self.outputs_ready: Event = stack.enter_context(Event(blocking=True))
         self.host: dict[str, PinnedBuffer] = {}
         self.device: dict[str, DeviceBuffer] = {}
         for t in io:
@@ -96,8 +97,13 @@ class TensorRTRunner(Runner):
             raise MattingError("TensorRT could not create an execution context (out of GPU memory?)")
         # Needed only when the engine has several profiles; profile 0 is the default.
         if loaded.engine.num_optimization_profiles > 1:
-            if not context.set_optimization_profile_async(loaded.profile, stream.ptr):
-                raise MattingError(f"TensorRT set_optimization_profile_async({loaded.profile}) failed")
+            call = f"TensorRT set_optimization_profile_async({loaded.profile})"
+            try:  # the Python bindings raise RuntimeError where the C++ API returns false
+                selected = context.set_optimization_profile_async(loaded.profile, stream.ptr)
+            except RuntimeError as exc:
+                raise MattingError(f"{call} failed: {one_line(exc)}") from None
+            if not selected:
+                raise MattingError(f"{call} failed")
             stream.synchronize()
         return context
 

@@ -134,7 +134,8 @@ _OTHER_MEDIA = frozenset(
         *(".mka", ".m4a", ".wav", ".mp3", ".aac", ".flac", ".opus"),
     }
 )
-# Side-file audio for PNG sequences: extension -> (muxer, encoder for audio it cannot take as it is).
+# Side-file audio for PNG sequences: extension -> (muxer, encoder for audio it cannot take as it is;
+# WAV and FLAC are always decoded and re-encoded, `pcm`).
 AUDIO_FILES = MappingProxyType(
     {
         ".mka": ("matroska", "flac"),

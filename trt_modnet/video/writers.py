@@ -38,6 +38,7 @@ from trt_modnet.video.audio import AudioPassthrough
 from trt_modnet.video.colour import SWSCALE_THREADS, sws_name, yuv_matrix
 from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, validate_output
 from trt_modnet.video.info import PRIMARIES_UNSPECIFIED, RANGE_LIMITED, TRANSFER_UNSPECIFIED, Frame, VideoInfo
+from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
 
 log = logging.getLogger("trt_modnet")
@@ -82,7 +83,7 @@ class Writer:
         self._last_pts: int | None = None
         self._last_step = _frame_step(source.info)
         self._reformatter = VideoReformatter()
-        self._audio: AudioPassthrough | None = None
+        self._audio: AudioPassthrough | DecodedAudio | None = None
         self._stagings: list[Staging] = []
         self._containers: list[av.container.OutputContainer] = []
         self._resources = contextlib.ExitStack()
@@ -105,7 +106,9 @@ class Writer:
                 if self._audio is not None:
                     time = float(pts * self._time_base)
                     if self._written == 0:
-                        self._audio.begin(time if self._segment else None)
+                        # A decoded side file starts with the first frame; a container keeps the lead-in.
+                        decoded = isinstance(self._audio, DecodedAudio)
+                        self._audio.begin(time if self._segment or decoded else None)
                     self._audio.feed(time)
             self._written += 1
         except BaseException:
@@ -233,7 +236,11 @@ class Writer:
         self._stagings.append(staging)
         muxer, fallback = AUDIO_FILES[path.suffix.lower()]
         container = self._open_container(staging.temp, muxer, {})
-        self._audio = self._add_audio(container, fallback)
+        if path.suffix.lower() in DECODED_SUFFIXES:
+            self._audio = DecodedAudio(self._info.path, self._info.audio, container, fallback)
+            self._resources.callback(self._audio.close)
+        else:
+            self._audio = self._add_audio(container, fallback)
 
     # -- writing -----------------------------------------------------------------------------------
 

@@ -41,8 +41,9 @@ class Spec:
     fp16: bool = False
 
 
-def size_feeds(spec: Spec, height: int, width: int) -> dict[str, np.ndarray]:
-    """Stands in for graph.size_feeds: resize matrices whose shapes carry the inference size."""
+def size_feeds(spec: Spec, height: int, width: int, taps: int | None = None) -> dict[str, np.ndarray]:
+    """Stands in for graph.size_feeds: resize matrices whose shapes carry the inference size (dense
+    matrices: `taps` does not apply)."""
     ih, iw = inference_size(height, width, spec.ref_size)
     return {"resize_h": np.zeros((ih, height), np.float32), "resize_w": np.zeros((width, iw), np.float32)}
 
@@ -112,15 +113,41 @@ def test_size_feed_ranges_bound_every_frame_size_in_the_profile() -> None:
 def test_a_profile_covers_a_video_only_for_every_input_at_both_batch_ends() -> None:
     spec = Spec(ref_size=512)
     ranges = profiles.input_ranges(spec, FrameProfile.exact(1080, 1920, 4), size_feeds)
-    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 4, size_feeds))
-    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 2, size_feeds))
-    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 5, size_feeds))
-    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 720, 1280, 4, size_feeds))
+    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 4, size_feeds, 4))
+    assert profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 2, size_feeds, 4))
+    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 1080, 1920, 5, size_feeds, 4))
+    assert not profiles.profile_covers(ranges, profiles.required_shapes(spec, 720, 1280, 4, size_feeds, 4))
     wide = profiles.input_ranges(
         spec, FrameProfile(FrameShape(1, 256, 256), *[FrameShape(8, 2160, 3840)] * 2), size_feeds
     )
     for h, w in ((720, 1280), (1080, 1920), (300, 2000), (2160, 3840)):
-        assert profiles.profile_covers(wide, profiles.required_shapes(spec, h, w, 8, size_feeds)), (h, w)
+        assert profiles.profile_covers(wide, profiles.required_shapes(spec, h, w, 8, size_feeds, 4)), (h, w)
+
+
+@pytest.mark.parametrize(
+    "shapes", [("1x1000x1000", "2x1024x1024", "4x1040x1040"), ("1x540x960", "4x720x1280", "4x1080x1920")]
+)
+def test_custom_profiles_are_valid_and_take_every_size_inside(shapes: tuple[str, str, str]) -> None:
+    """With the deployment graph's real taps: min <= opt <= max everywhere (TensorRT's set_shape refuses
+    anything else), and frame sizes inside the profile, exact x2 scales included, are taken."""
+    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph import size_feeds as graph_size_feeds
+
+    spec = DeploySpec()
+    profile = FrameProfile(*(FrameShape.from_text(t) for t in shapes))
+    ranges = profiles.input_ranges(spec, profile, graph_size_feeds)
+    for name, r in ranges.items():
+        assert all(a <= b <= c for a, b, c in zip(r.min, r.opt, r.max, strict=True)), (name, r)
+    lo, hi = profile.min, profile.max
+    rng = np.random.default_rng(1)
+    inside = [(1024, 1820), (1024, 1024), (1040, 1040), (lo.height, lo.width), (hi.height, hi.width)]
+    inside += [
+        (int(rng.integers(lo.height, hi.height + 1)), int(rng.integers(lo.width, hi.width + 1)))
+        for _ in range(6)
+    ]
+    for h, w in inside:
+        if lo.height <= h <= hi.height and lo.width <= w <= hi.width:
+            assert profiles.covers(spec, ranges, h, w, hi.batch, graph_size_feeds), (h, w)
 
 
 # ---------------------------------------------------------------------------------------------- keys, records
@@ -200,8 +227,10 @@ def test_store_finds_the_tightest_engine_for_this_graph_and_gpu(
     store.engine_path(orphan).unlink()
 
     def find(batch: int, height: int = 1080, width: int = 1920) -> tuple[str, int] | None:
-        needs = profiles.required_shapes(Spec(), height, width, batch, size_feeds)
-        found = store.find(graph_sha256="g" * 64, recipe="fp32", target=TARGET, needs=needs)
+        def covers(ranges: dict[str, ShapeRange]) -> bool:
+            return profiles.covers(Spec(), ranges, height, width, batch, size_feeds)
+
+        found = store.find(graph_sha256="g" * 64, recipe="fp32", target=TARGET, covers=covers)
         return None if found is None else (found[0].key[0], found[1])
 
     with caplog.at_level(logging.WARNING, logger="trt_modnet"):

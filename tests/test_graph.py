@@ -287,3 +287,17 @@ def test_cli_refuses_bad_input_in_one_line(
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert re.match(message, done.stderr)
     assert not out.exists()
+
+
+def test_taps_padded_to_a_constant_k_give_the_same_bytes(all_outputs: ort.InferenceSession) -> None:
+    """TensorRT engines take every axis padded to one k (zero weights): the result must not change."""
+    frames = read_frames(VIDEOS / "pancake_240p.mkv", 1)
+    background = np.full_like(frames, 200)
+    natural = run(all_outputs, SMALL, frames, background=background)
+    feeds = {"frames": frames, "background": background, **size_feeds(SMALL, *frames.shape[1:3], taps=7)}
+    assert {v.shape[1] for k, v in feeds.items() if k.endswith("_index")} == {7}
+    padded = dict(zip(SMALL.outputs, all_outputs.run(list(SMALL.outputs), feeds), strict=True))
+    for name in SMALL.outputs:
+        assert np.array_equal(padded[name], natural[name]), name
+    with pytest.raises(ValueError, match="needs 2 to 240 taps, not 1"):
+        area_taps(240, 256, 1)

@@ -120,7 +120,7 @@ def input_names(spec: DeploySpec) -> tuple[str, ...]:
     return (FRAMES, *((BACKGROUND,) if "composite" in spec.outputs else ()), *SIZE_FEEDS)
 
 
-def size_feeds(spec: DeploySpec, height: int, width: int) -> dict[str, np.ndarray]:
+def size_feeds(spec: DeploySpec, height: int, width: int, taps: int | None = None) -> dict[str, np.ndarray]:
     """The per-video inputs for frames of height x width: INTER_AREA taps down to the inference size
     of the official rule and back up.
 
@@ -128,13 +128,15 @@ def size_feeds(spec: DeploySpec, height: int, width: int) -> dict[str, np.ndarra
     Neither the inference size nor k is monotonic in the frame size (the official rule keeps sizes near
     ref_size and scales the others), so a TensorRT profile covering a range of frame sizes must take the
     elementwise min and max of these shapes over the sizes it should serve, not only at its ends.
+    `taps` pads every axis to that many taps (zero weights; ValueError when an axis needs more): TensorRT
+    engines take a constant k (`tensorrt.profiles.profile_taps`); the CPU path keeps the natural k.
     """
     ih, iw = inference_size(height, width, spec.ref_size)
     axes = {
-        "down_h": area_taps(height, ih),
-        "down_w": area_taps(width, iw),
-        "up_h": area_taps(ih, height),
-        "up_w": area_taps(iw, width),
+        "down_h": area_taps(height, ih, taps),
+        "down_w": area_taps(width, iw, taps),
+        "up_h": area_taps(ih, height, taps),
+        "up_w": area_taps(iw, width, taps),
     }
     feeds: dict[str, np.ndarray] = {}
     for name, taps in axes.items():

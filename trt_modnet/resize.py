@@ -39,12 +39,19 @@ def area_weights(src: int, dst: int) -> np.ndarray:
     return weights.reshape(dst, src)
 
 
-def taps(weights: np.ndarray) -> Taps:
-    """The [out, src] matrix as `k` contiguous taps per row, `k` the widest run of non-zero weights."""
+def taps(weights: np.ndarray, width: int | None = None) -> Taps:
+    """The [out, src] matrix as `k` contiguous taps per row, `k` the widest run of non-zero weights, or
+    `width` taps (the extra ones weigh zero) so that k is the same for every frame size (TensorRT)."""
     src = weights.shape[1]
     first = np.argmax(weights != 0, axis=1)
     last = src - 1 - np.argmax(weights[:, ::-1] != 0, axis=1)
     k = int((last - first).max()) + 1
+    if width is not None:
+        if not k <= width <= src:
+            raise ValueError(
+                f"a {src}-long axis resized to {len(weights)} needs {k} to {src} taps, not {width}"
+            )
+        k = width
     # Rows near the end start earlier so that every index stays inside the axis; the extra taps get
     # weight zero because they lie outside the row's run.
     start = np.minimum(first, src - k)
@@ -54,5 +61,5 @@ def taps(weights: np.ndarray) -> Taps:
     )
 
 
-def area_taps(src: int, dst: int) -> Taps:
-    return taps(area_weights(src, dst))
+def area_taps(src: int, dst: int, width: int | None = None) -> Taps:
+    return taps(area_weights(src, dst), width)

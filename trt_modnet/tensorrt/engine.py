@@ -32,9 +32,9 @@ from trt_modnet.tensorrt.profiles import (
     InputRanges,
     ShapeRange,
     SizeFeeds,
+    covers,
     input_ranges,
-    profile_covers,
-    required_shapes,
+    profile_taps,
 )
 
 if TYPE_CHECKING:
@@ -231,10 +231,7 @@ class FixedEngine:
         self.profile = profile
 
     def __call__(self, height: int, width: int, batch: int) -> LoadedEngine:
-        if not profile_covers(
-            self.record.profiles[self.profile],
-            required_shapes(self.loader.spec, height, width, batch, self.loader.size_feeds),
-        ):
+        if not self.loader.covers(self.record.profiles[self.profile], height, width, batch):
             raise MattingError(
                 f"{self.record.stem}: profile {self.profile} does not cover {batch}x{height}x{width}"
             )
@@ -281,7 +278,9 @@ class EngineLoader:
         if not self._load(record):
             raise MattingError(f"{self.store.engine_path(record)}: TensorRT cannot load this engine")
         engine, runtime, io = self._engines[record.stem]
-        feeds = {k: np.ascontiguousarray(v) for k, v in self.size_feeds(self.spec, height, width).items()}
+        taps = profile_taps(record.profiles[profile]["frames"], self.spec.ref_size)
+        feeds = self.size_feeds(self.spec, height, width, taps)
+        feeds = {k: np.ascontiguousarray(v) for k, v in feeds.items()}
         return LoadedEngine(
             engine=engine, profile=profile, io=io, feeds=feeds, record=record, runtime=runtime
         )
@@ -292,9 +291,11 @@ class EngineLoader:
 
     def find_or_build(self, height: int, width: int, batch: int) -> tuple[EngineRecord, int]:
         """The engine (record, profile index) for this frame size and batch: cached, else built."""
-        needs = required_shapes(self.spec, height, width, batch, self.size_feeds)
         found = self.store.find(
-            graph_sha256=self.graph_sha256, recipe=self.recipe, target=self.target, needs=needs
+            graph_sha256=self.graph_sha256,
+            recipe=self.recipe,
+            target=self.target,
+            covers=lambda ranges: self.covers(ranges, height, width, batch),
         )
         if found is not None:
             record, profile = found
@@ -317,6 +318,9 @@ class EngineLoader:
             batch,
         )
         return self._build_and_load([self.ranges(FrameProfile.exact(height, width, batch))]), 0
+
+    def covers(self, ranges: InputRanges, height: int, width: int, batch: int) -> bool:
+        return covers(self.spec, ranges, height, width, batch, self.size_feeds)
 
     def ranges(self, profile: FrameProfile) -> InputRanges:
         return input_ranges(self.spec, profile, self.size_feeds)

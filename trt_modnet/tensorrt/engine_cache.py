@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trt_modnet.errors import MattingError
-from trt_modnet.tensorrt.profiles import InputRanges, Shape, ShapeRange, profile_covers
+from trt_modnet.tensorrt.profiles import InputRanges, ShapeRange
 
 if TYPE_CHECKING:
     import onnx
@@ -155,15 +155,15 @@ class EngineStore:
                 yield record
 
     def find(
-        self, *, graph_sha256: str, recipe: str, target: Target, needs: Sequence[Mapping[str, Shape]]
+        self, *, graph_sha256: str, recipe: str, target: Target, covers: Callable[[InputRanges], bool]
     ) -> tuple[EngineRecord, int] | None:
-        """The tightest cached engine (and profile index) for this graph and target that covers `needs`."""
+        """The tightest cached engine (and profile index) for this graph and target whose profile `covers`."""
         found = []
         for record in self.records():
             if (record.graph_sha256, record.recipe, record.target) != (graph_sha256, recipe, target):
                 continue
             for index, ranges in enumerate(record.profiles):
-                if profile_covers(ranges, needs):
+                if covers(ranges):
                     found.append((int(np.prod(ranges["frames"].max)), record.stem, record, index))
         return min(found)[2:] if found else None
 

@@ -5,6 +5,7 @@ Plain Python: runs without TensorRT.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ PRESETS: dict[str, tuple[int, int]] = {
 DEFAULT_BATCH = 4
 
 Shape = tuple[int, ...]
-#: graph.size_feeds: the per-video inputs (resize matrices...) of a deployment graph for one frame size.
-SizeFeeds = Callable[["DeploySpec", int, int], Mapping[str, np.ndarray]]
+#: graph.size_feeds(spec, height, width, taps): the per-video inputs (resize taps...) for one frame size,
+#: every axis padded to `taps` taps.
+SizeFeeds = Callable[["DeploySpec", int, int, int], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -107,13 +109,7 @@ InputRanges = dict[str, ShapeRange]
 def input_ranges(spec: DeploySpec, profile: FrameProfile, size_feeds: SizeFeeds) -> InputRanges:
     """Shape ranges of every engine input for a frame profile: frames, background, and the size feeds."""
     lo, opt, hi = profile.min, profile.opt, profile.max
-    ranges = {
-        "frames": ShapeRange(
-            (lo.batch, lo.height, lo.width, 3),
-            (opt.batch, opt.height, opt.width, 3),
-            (hi.batch, hi.height, hi.width, 3),
-        )
-    }
+    ranges = {"frames": _frame_range(profile)}
     if "composite" in spec.outputs:
         # One background for the whole batch (colour, image) or one per frame (video).
         ranges["background"] = ShapeRange(
@@ -121,6 +117,32 @@ def input_ranges(spec: DeploySpec, profile: FrameProfile, size_feeds: SizeFeeds)
         )
     ranges.update(_size_feed_ranges(spec, profile, size_feeds))
     return ranges
+
+
+def profile_taps(frames: ShapeRange, ref_size: int) -> int:
+    """The taps per output (k) of every resize axis in an engine for frames in this range.
+
+    The natural k is not monotonic in the scale (an exact x2 needs 2 taps, x1.95 or x2.03 need 3 or 4), so
+    ranges of it taken at a profile's extreme sizes can be inconsistent (opt below min) or miss sizes
+    inside. Padded to one K (zero weights) the tap inputs' k is a constant of the engine. K bounds every
+    axis at every size of the range: INTER_AREA takes at most ceil(scale) + 1 inputs per output down, 2 up.
+    """
+    (_, lo_h, lo_w, _), (_, hi_h, hi_w, _) = frames.min, frames.max
+    widths = np.arange(lo_w, hi_w + 1)
+    scale = 1.0
+    for height in range(lo_h, hi_h + 1):
+        ih, iw = official_sizes(height, widths, ref_size)
+        scale = max(scale, height / ih.min(), ih.max() / height, (widths / iw).max(), (iw / widths).max())
+    return max(2, math.ceil(scale) + 1)
+
+
+def _frame_range(profile: FrameProfile) -> ShapeRange:
+    lo, opt, hi = profile.min, profile.opt, profile.max
+    return ShapeRange(
+        (lo.batch, lo.height, lo.width, 3),
+        (opt.batch, opt.height, opt.width, 3),
+        (hi.batch, hi.height, hi.width, 3),
+    )
 
 
 def _size_feed_ranges(spec: DeploySpec, profile: FrameProfile, size_feeds: SizeFeeds) -> InputRanges:
@@ -133,8 +155,10 @@ def _size_feed_ranges(spec: DeploySpec, profile: FrameProfile, size_feeds: SizeF
     profile (`profile_covers` checks the exact shapes): it gets an engine of its own.
     """
     points = _extreme_frame_sizes(profile, spec.ref_size)
-    shapes = [{k: tuple(v.shape) for k, v in size_feeds(spec, h, w).items()} for h, w in points]
-    opt = {k: tuple(v.shape) for k, v in size_feeds(spec, profile.opt.height, profile.opt.width).items()}
+    taps = profile_taps(_frame_range(profile), spec.ref_size)
+    shapes = [{k: tuple(v.shape) for k, v in size_feeds(spec, h, w, taps).items()} for h, w in points]
+    opt_feeds = size_feeds(spec, profile.opt.height, profile.opt.width, taps)
+    opt = {k: tuple(v.shape) for k, v in opt_feeds.items()}
     ranges = {}
     for name, opt_shape in opt.items():
         dims = np.array([s[name] for s in shapes])
@@ -170,11 +194,28 @@ def official_sizes(height: int, widths: np.ndarray, ref_size: int) -> tuple[np.n
     return ih - ih % SIZE_MULTIPLE, iw - iw % SIZE_MULTIPLE
 
 
+def covers(
+    spec: DeploySpec,
+    ranges: Mapping[str, ShapeRange],
+    height: int,
+    width: int,
+    batch: int,
+    size_feeds: SizeFeeds,
+) -> bool:
+    """Whether an engine profile takes this video: every input, at both batch ends, with its taps padded."""
+    taps = profile_taps(ranges["frames"], spec.ref_size)
+    try:
+        needs = required_shapes(spec, height, width, batch, size_feeds, taps)
+    except ValueError:  # an axis of this video needs more taps than the engine has
+        return False
+    return profile_covers(ranges, needs)
+
+
 def required_shapes(
-    spec: DeploySpec, height: int, width: int, batch: int, size_feeds: SizeFeeds
+    spec: DeploySpec, height: int, width: int, batch: int, size_feeds: SizeFeeds, taps: int
 ) -> list[dict]:
     """The input shapes a video needs, for its smallest (1) and largest (`batch`) batches."""
-    feeds = {k: tuple(v.shape) for k, v in size_feeds(spec, height, width).items()}
+    feeds = {k: tuple(v.shape) for k, v in size_feeds(spec, height, width, taps).items()}
     needs = []
     for n in (1, batch):
         shapes: dict[str, Shape] = {"frames": (n, height, width, 3), **feeds}

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import struct
 import wave
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
+from tests.boxes import colr, ebml_elements, fiel, mp4_boxes, pasp, png_chunks, prores_frame_colour, top_level
+from tests.conftest import VIDEOS, need
+from tests.test_video_media import make_clip, pattern
 from tests.test_video_writers import _write, av_clip  # noqa: F401 (a fixture)
 from trt_modnet.video import OutputSpec
 
@@ -44,3 +49,83 @@ def test_side_audio_is_decoded_and_cut_sample_exact(tmp_path: Path, av_clip: Pat
         got = _decoded_s16(side)[1]
     assert len(got) == len(expected)
     np.testing.assert_array_equal(got, expected)
+
+
+def _outputs(tmp_path: Path, stem: str) -> dict[str, OutputSpec]:
+    """One output of each format (rgba where the format holds it, else the composite)."""
+    paths = {f: tmp_path / f"{stem}.{f}" for f in ("mov", "mp4", "mkv", "webm")} | {"png": tmp_path / stem}
+    return {f: OutputSpec(path=p, content="composite" if f == "mp4" else "rgba") for f, p in paths.items()}
+
+
+@pytest.mark.parametrize(
+    ("source", "tags"),
+    [("hd", (1, 1, 1)), ("sd", (6, 6, 6))],  # BT.709 source; untagged SD gets BT.601 (SMPTE 170M)
+)
+def test_colour_tags_agree_in_container_and_bitstream(tmp_path: Path, source: str, tags: tuple) -> None:
+    path = (
+        need(VIDEOS / "juggle_720p.mp4")
+        if source == "hd"
+        else make_clip(tmp_path / "sd.mp4", [pattern(48, 64, i) for i in range(2)])
+    )
+    outputs = _outputs(tmp_path, "out")
+    _write(path, outputs, duration=0.08)
+    primaries, transfer, matrix = tags
+    mov = outputs["mov"].path
+    assert [colr(b) for b in mp4_boxes(mov)[b"colr"]] == [(b"nclc", primaries, transfer, matrix)]
+    assert prores_frame_colour(mov) == tags
+    assert [colr(b)[1:] for b in mp4_boxes(outputs["mp4"].path)[b"colr"]] == [tags]
+    for fmt in ("mkv", "webm"):
+        found = ebml_elements(outputs[fmt].path, {0x55BB: "primaries", 0x55BA: "transfer"})
+        assert (found["primaries"], found["transfer"]) == ([primaries], [transfer]), fmt
+
+
+def _anamorphic(path: Path) -> Path:
+    """PAL 16:9 DV in miniature: 64x48 stored, sample aspect 64:45, shown 91x48 (display aspect 16:9)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", options={"preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(64, 45)
+        stream.time_base = stream.codec_context.time_base = Fraction(1, 25)
+        for i in range(2):
+            frame = av.VideoFrame.from_ndarray(pattern(48, 64, i), format="rgb24").reformat(format="yuv420p")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("sar", [Fraction(1), Fraction(64, 45)])
+def test_field_order_and_pixel_aspect_reach_every_format(tmp_path: Path, sar: Fraction) -> None:
+    """fiel and pasp in QuickTime/MP4, pHYs in PNG; FFmpeg reads the display aspect back.
+
+    Matroska is left out: its muxer takes DisplayWidth from AVStream.sample_aspect_ratio, which PyAV
+    cannot set (README, formats table).
+    """
+    if sar == 1:
+        source = make_clip(tmp_path / "square.mp4", [pattern(48, 64, i) for i in range(2)])
+    else:
+        source = _anamorphic(tmp_path / "anamorphic.mp4")
+    outputs = _outputs(tmp_path, "out")
+    _write(source, outputs)
+    for fmt in ("mov", "mp4"):
+        found = mp4_boxes(outputs[fmt].path)
+        assert [pasp(b) for b in found[b"pasp"]] == [(sar.numerator, sar.denominator)], fmt
+        if fmt == "mov":
+            assert [fiel(b) for b in found[b"fiel"]] == [(1, 0)]  # progressive
+    phys = png_chunks(outputs["png"].path / "000000.png")[b"pHYs"]
+    assert struct.unpack(">IIB", phys) == (sar.numerator, sar.denominator, 0)  # unit 0: aspect only
+    for fmt in ("mov", "mp4"):
+        with av.open(str(outputs[fmt].path)) as container:
+            video = container.streams.video[0]
+            assert video.sample_aspect_ratio == sar, fmt
+            assert (video.codec_context.width, video.codec_context.height) == (64, 48), fmt
+
+
+def test_tracks_are_default_and_mp4_starts_with_its_index(tmp_path: Path, av_clip: Path) -> None:  # noqa: F811
+    outputs = _outputs(tmp_path, "out")
+    del outputs["png"]
+    _write(av_clip, outputs, duration=0.2)
+    for fmt in ("mkv", "webm"):  # FlagDefault absent is 1; FFmpeg writes 0 for tracks not marked default
+        assert ebml_elements(outputs[fmt].path, {0x88: "default"})["default"] == [], fmt
+    order = top_level(outputs["mp4"].path)
+    assert order.index(b"moov") < order.index(b"mdat")  # faststart: players need not fetch the end first

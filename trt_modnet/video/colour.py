@@ -39,3 +39,20 @@ def yuv_matrix(space: int, width: int, height: int) -> int:
 def sws_name(space: int) -> str:
     """The swscale name of a matrix returned by `yuv_matrix`."""
     return _SWS_NAMES[space]
+
+
+# The primaries and transfer that go with a matrix when the source tags none (ITU-R BT.709 for HD;
+# BT.601: SMPTE 170M for 525 lines, BT.470BG primaries for 625), as FFmpeg's CLI and editors pair them.
+_PRIMARIES_FOR = {1: 1, 5: 5, 6: 6, 7: 7, 9: 9, 10: 9}
+_TRANSFER_FOR = {1: 1, 5: 6, 6: 6, 7: 7, 9: 1, 10: 1}
+_UNSPECIFIED = 2
+
+
+def output_tags(space: int, primaries: int, transfer: int, width: int, height: int) -> tuple[int, int, int]:
+    """(matrix, primaries, transfer) to tag an output with: the source's tags, defaults where it has none."""
+    matrix = yuv_matrix(space, width, height)
+    if primaries == _UNSPECIFIED:
+        primaries = _PRIMARIES_FOR.get(matrix, BT709)
+    if transfer == _UNSPECIFIED:
+        transfer = _TRANSFER_FOR.get(matrix, BT709)
+    return matrix, primaries, transfer

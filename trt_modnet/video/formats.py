@@ -50,6 +50,7 @@ class Format:
     description: str
     audio_fallback: str | None = None  # encoder for audio this container cannot take as it is
     even_size: bool = False  # 4:2:0 H.264 needs even width and height
+    muxer_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def holds(self, content: str) -> bool:
         return content in self.pixel_formats
@@ -120,6 +121,8 @@ FORMATS: Mapping[str, Format] = _frozen(
             description="H.264 without alpha, for composites and matte previews",
             audio_fallback="aac",
             even_size=True,
+            # moov before mdat: a browser plays while it downloads instead of fetching the end first.
+            muxer_options=_frozen({"movflags": "+faststart"}),
         ),
     }
 )

@@ -15,6 +15,7 @@ RANGE_LIMITED = 1
 RANGE_FULL = 2
 PRIMARIES_UNSPECIFIED = 2
 TRANSFER_UNSPECIFIED = 2
+FIELD_PROGRESSIVE = 1
 
 # Frame rate given to images and folders of images, which carry no timing of their own.
 IMAGE_RATE = Fraction(25)
@@ -70,6 +71,7 @@ class VideoInfo:
     codec: str = ""
     pixel_format: str = ""
     sample_aspect_ratio: Fraction | None = None
+    field_order: int = 0  # FFmpeg's AVFieldOrder: 0 unknown, 1 progressive, 2-5 interlaced
 
 
 @dataclass(frozen=True, eq=False)

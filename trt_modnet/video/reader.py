@@ -198,6 +198,7 @@ class VideoReader:
             codec=stream.codec_context.name,
             pixel_format=first.format.name,
             sample_aspect_ratio=Fraction(sar) if sar else None,
+            field_order=stream.codec_context.field_order,
         )
 
     def _to_rgb(self, frame: av.VideoFrame, index: int) -> np.ndarray:

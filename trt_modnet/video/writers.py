@@ -35,9 +35,9 @@ from av.video.reformatter import VideoReformatter
 
 from trt_modnet.errors import MattingError
 from trt_modnet.video.audio import AudioPassthrough
-from trt_modnet.video.colour import SWSCALE_THREADS, sws_name, yuv_matrix
+from trt_modnet.video.colour import SWSCALE_THREADS, output_tags, sws_name
 from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, validate_output
-from trt_modnet.video.info import PRIMARIES_UNSPECIFIED, RANGE_LIMITED, TRANSFER_UNSPECIFIED, Frame, VideoInfo
+from trt_modnet.video.info import FIELD_PROGRESSIVE, RANGE_LIMITED, Frame, VideoInfo
 from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
 
@@ -101,6 +101,8 @@ class Writer:
             pts = self._pts(frame)
             video = self._video_frame(image)
             video.pts, video.time_base = pts, self._time_base
+            for name, value in self._frame_tags.items():
+                setattr(video, name, value)
             with self._errors(f"writing frame {frame.index}"):
                 self._container.mux(self._stream.encode(video))
                 if self._audio is not None:
@@ -175,6 +177,7 @@ class Writer:
             self._open_audio_file(plan.audio_out)
         with self._errors("creating the output"):
             for container in self._containers:
+                _mark_default(container)
                 container.start_encoding()
         if (plan.width, plan.height) != (info.width, info.height):
             log.warning(
@@ -205,20 +208,23 @@ class Writer:
         stream.time_base = ctx.time_base = self._time_base
         if info.average_rate:
             ctx.framerate = info.average_rate
-        if info.sample_aspect_ratio and info.sample_aspect_ratio != 1:
-            sar = info.sample_aspect_ratio
-            ctx.sample_aspect_ratio = 1 / sar if info.rotation in (90, 270) else sar
+        # Square pixels are said as 1:1 (pasp, pHYs, DisplayWidth), as FFmpeg's CLI does; a rotated
+        # anamorphic source's pixels turn with it.
+        sar = info.sample_aspect_ratio or Fraction(1)
+        stream.sample_aspect_ratio = ctx.sample_aspect_ratio = 1 / sar if info.rotation in (90, 270) else sar
+        ctx.field_order = info.field_order or FIELD_PROGRESSIVE
         ctx.thread_type = "AUTO"
         ctx.thread_count = 0
+        c = info.colour
+        matrix, primaries, transfer = output_tags(c.space, c.primaries, c.transfer, info.width, info.height)
+        ctx.color_primaries, ctx.color_trc = primaries, transfer
+        # Encoders that tag their own bitstream (ProRes frame headers) read the tags off each frame.
+        self._frame_tags = {"color_primaries": primaries, "color_trc": transfer}
         self._colour_args: dict[str, object] = {}
         if plan.pixel_format.startswith(_YUV_PREFIXES):
-            matrix = yuv_matrix(info.colour.space, info.width, info.height)
             ctx.colorspace, ctx.color_range = matrix, RANGE_LIMITED
+            self._frame_tags |= {"colorspace": matrix, "color_range": RANGE_LIMITED}
             self._colour_args = {"dst_colorspace": sws_name(matrix), "dst_color_range": "MPEG"}
-        if info.colour.primaries != PRIMARIES_UNSPECIFIED:
-            ctx.color_primaries = info.colour.primaries
-        if info.colour.transfer != TRANSFER_UNSPECIFIED:
-            ctx.color_trc = info.colour.transfer
         with self._errors(f"opening the {plan.format.codec} encoder"):
             ctx.open()
         return stream
@@ -300,7 +306,7 @@ def _container_target(plan: OutputPlan, temp: Path) -> tuple[Path, dict[str, str
         return temp / "%06d.png", {"start_number": "0"}
     if plan.format.muxer == "image2":
         return temp, {"update": "1"}  # one still image
-    return temp, {}
+    return temp, dict(plan.format.muxer_options)
 
 
 def _frame_step(info: VideoInfo) -> int:
@@ -308,3 +314,12 @@ def _frame_step(info: VideoInfo) -> int:
     if not rate:
         return 1
     return max(1, round(1 / (rate * info.time_base)))
+
+
+def _mark_default(container: av.container.OutputContainer) -> None:
+    """The first stream of each kind plays by default (Matroska FlagDefault 1, as FFmpeg's CLI writes)."""
+    seen = set()
+    for stream in container.streams:
+        if stream.type not in seen:
+            stream.disposition = av.stream.Disposition.default
+            seen.add(stream.type)

@@ -33,11 +33,15 @@ from trt_modnet.tensorrt import (
     FixedEngine,
     FrameProfile,
     FrameShape,
+    input_ranges,
+    profile_taps,
     tensorrt_unavailable_reason,
 )
 
 if TYPE_CHECKING:
     import onnx
+
+    from trt_modnet.graph import DeploySpec
 
 log = logging.getLogger("trt_modnet")
 
@@ -108,6 +112,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--engines", type=Path, default=Path("engines"), help="engine folder (default engines/)")
     p.add_argument("--rebuild", action="store_true", help="build even if an engine with the same key exists")
     p.add_argument(
+        "--print-profiles",
+        action="store_true",
+        help="print the min/opt/max shape of every engine input for the profiles asked for, then exit "
+        "(no build; needs neither TensorRT nor a GPU)",
+    )
+    p.add_argument(
         "--validate",
         nargs="+",
         type=Path,
@@ -155,8 +165,27 @@ def frame_profiles(args: argparse.Namespace) -> list[FrameProfile]:
     return profiles or [FrameProfile.preset("1080p", args.batch)]
 
 
+def print_profiles(profiles: Sequence[FrameProfile], spec: DeploySpec) -> None:
+    """What an engine built for these profiles will accept, input by input."""
+    from trt_modnet.graph import size_feeds
+
+    for index, profile in enumerate(profiles):
+        ranges = input_ranges(spec, profile, size_feeds)
+        taps = profile_taps(ranges["frames"], spec.ref_size)
+        print(f"profile {index}: {profile} (every resize axis padded to {taps} taps)")
+        for name, r in ranges.items():
+            print(f"  {name:14s} min {list(r.min)}  opt {list(r.opt)}  max {list(r.max)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.print_profiles:
+        from trt_modnet.graph import DeploySpec
+
+        print_profiles(
+            frame_profiles(args), DeploySpec(outputs=args.outputs, ref_size=args.ref_size, fp16=True)
+        )
+        return 0
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         raise MattingError(f"cannot build TensorRT engines here: {reason}")

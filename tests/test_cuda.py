@@ -112,3 +112,27 @@ def test_gpu_resources_close_once_and_refuse_use_after() -> None:
         buffer.view((16,))
     with pytest.raises(cuda.CudaError, match=r"cudaMalloc\(1152921504606846976\)"):
         cuda.DeviceBuffer(1 << 60)
+
+
+class OldDriver:
+    """cuda-bindings on a machine whose driver is older than the runtime (CUDA 12.4 driver, 13.0 runtime)."""
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(cudart, name)
+
+    def cudaGetDeviceCount(self) -> tuple[object, int]:
+        return cudart.cudaError_t.cudaErrorInsufficientDriver, 0
+
+    def cudaDriverGetVersion(self) -> tuple[object, int]:
+        return cudart.cudaError_t.cudaSuccess, 12040
+
+    def cudaRuntimeGetVersion(self) -> tuple[object, int]:
+        return cudart.cudaError_t.cudaSuccess, 13000
+
+
+def test_a_driver_older_than_the_runtime_is_named_with_both_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cuda, "cudart", OldDriver())
+    reason = cuda.unavailable_reason()
+    assert reason is not None and "\n" not in reason
+    assert reason.startswith("the NVIDIA driver supports CUDA 12.4, older than the CUDA 13.0 runtime")
+    assert "[trt] for CUDA 12" in reason

@@ -472,6 +472,21 @@ def test_cli_help_documents_every_option_and_bad_options_are_usage_errors() -> N
         assert info.value.code == 2
 
 
+def test_print_profiles_shows_every_input_without_tensorrt(capsys: pytest.CaptureFixture[str]) -> None:
+    import build_engine as cli
+
+    argv = ["absent.onnx", "--print-profiles", "--min", "1x1000x1000", "--opt", "2x1024x1024"]
+    assert cli.main([*argv, "--max", "4x1040x1040", "--outputs", "composite"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(
+        "profile 0: 1x1000x1000..2x1024x1024..4x1040x1040 (every resize axis padded to 4 taps)"
+    )
+    assert "  frames         min [1, 1000, 1000, 3]  opt [2, 1024, 1024, 3]  max [4, 1040, 1040, 3]" in out
+    assert "  background     min [1, 1000, 1000, 3]  opt [1, 1024, 1024, 3]  max [4, 1040, 1040, 3]" in out
+    assert "  down_h_index   min [512, 4]  opt [512, 4]  max [512, 4]" in out
+    assert "  up_w_weight    min [1000, 4]  opt [1024, 4]  max [1040, 4]" in out
+
+
 def test_validation_figures_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
     import build_engine as cli
 

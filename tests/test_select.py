@@ -114,3 +114,15 @@ def test_process_with_tensorrt_backend_fails_with_one_clear_line(
     assert done.returncode == 2, done.stderr
     assert "error: --backend tensorrt is unavailable: TensorRT is not installed" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_auto_warns_loudly_when_a_gpu_is_present_but_unusable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
+    monkeypatch.setattr(select, "nvidia_device_nodes", lambda: ["/dev/nvidia0"])
+    with caplog.at_level(logging.INFO, logger="trt_modnet"), pytest.raises(MattingError):
+        select.open_runner("auto", tmp_path / "absent.onnx", Spec())  # type: ignore[arg-type]
+    [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "an NVIDIA GPU is present (/dev/nvidia0) but TensorRT cannot use it" in record.getMessage()
+    assert "about 100x slower" in record.getMessage()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
-from trt_modnet.tensorrt import missing_for_tensorrt, tensorrt_unavailable_reason
+from trt_modnet.tensorrt import missing_for_tensorrt, nvidia_device_nodes, tensorrt_unavailable_reason
 
 if TYPE_CHECKING:
     import onnx
@@ -41,7 +41,15 @@ def open_runner(
         missing = missing_for_tensorrt()
         if missing and backend == "tensorrt":
             raise MattingError(f"--backend tensorrt is unavailable: {tensorrt_unavailable_reason()}")
-        if missing:
+        gpus = nvidia_device_nodes() if missing else []
+        if gpus:  # a GPU idles while the CPU runs ~100x slower: not a quiet fallback
+            log.warning(
+                "an NVIDIA GPU is present (%s) but TensorRT cannot use it: %s. Running on the CPU, about "
+                "100x slower; fix it, or pass --backend onnxruntime to silence this",
+                gpus[0],
+                tensorrt_unavailable_reason(),
+            )
+        elif missing:
             log.info("backend: ONNX Runtime on the CPU (no TensorRT: %s)", "; ".join(missing))
         use_tensorrt = not missing
     from trt_modnet.graph import build

@@ -18,10 +18,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trt_modnet.tensorrt.availability import INSTALL_HINT, missing_for_tensorrt, tensorrt_unavailable_reason
+from trt_modnet.tensorrt.availability import (
+    INSTALL_HINT,
+    missing_for_tensorrt,
+    nvidia_device_nodes,
+    tensorrt_unavailable_reason,
+)
 from trt_modnet.tensorrt.engine import MATTE, EngineLoader, FixedEngine, LoadedEngine, TensorIO
 from trt_modnet.tensorrt.engine_cache import BuildSettings, EngineRecord
-from trt_modnet.tensorrt.profiles import DEFAULT_BATCH, PRESETS, FrameProfile, FrameShape
+from trt_modnet.tensorrt.profiles import (
+    DEFAULT_BATCH,
+    PRESETS,
+    FrameProfile,
+    FrameShape,
+    input_ranges,
+    profile_taps,
+)
 
 if TYPE_CHECKING:
     from trt_modnet.tensorrt.runner import TensorRTRunner
@@ -40,7 +52,10 @@ __all__ = [
     "LoadedEngine",
     "TensorIO",
     "TensorRTRunner",
+    "input_ranges",
     "missing_for_tensorrt",
+    "nvidia_device_nodes",
+    "profile_taps",
     "tensorrt_unavailable_reason",
 ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+
 INSTALL_HINT = "pip install 'trt_modnet[trt]' (CUDA 12) or 'trt_modnet[trt-cu13]' (CUDA 13)"
 
 
@@ -31,3 +33,8 @@ def tensorrt_unavailable_reason() -> str | None:
     if not missing:
         return None
     return f"{'; '.join(missing)}. On a machine with an NVIDIA GPU and driver: {INSTALL_HINT}"
+
+
+def nvidia_device_nodes() -> list[str]:
+    """The NVIDIA device files (/dev/nvidia0...): a GPU is there, whether or not CUDA can use it."""
+    return sorted(glob.glob("/dev/nvidia[0-9]*"))

@@ -73,12 +73,36 @@ def unavailable_reason() -> str | None:
     """None when a CUDA device is usable; else one line saying why not (no driver, no GPU)."""
     err, count = cudart.cudaGetDeviceCount()
     if err == cudart.cudaError_t.cudaErrorInsufficientDriver:
-        return "no NVIDIA driver is loaded (cudaGetDeviceCount: cudaErrorInsufficientDriver)"
+        return _insufficient_driver()
     if err == cudart.cudaError_t.cudaErrorNoDevice or (err == cudart.cudaError_t.cudaSuccess and count == 0):
         return "no NVIDIA GPU is visible (cudaGetDeviceCount: no device)"
     if err != cudart.cudaError_t.cudaSuccess:
         return f"CUDA is unusable (cudaGetDeviceCount: {error_name(err)})"
     return None
+
+
+def _insufficient_driver() -> str:
+    """cudaErrorInsufficientDriver means no driver, or a driver older than this CUDA runtime: say which."""
+    runtime = _cuda_version(cudart.cudaRuntimeGetVersion())
+    driver = _cuda_version(cudart.cudaDriverGetVersion())
+    if driver is None:
+        return (
+            f"no NVIDIA driver is loaded (cudaGetDeviceCount: cudaErrorInsufficientDriver; "
+            f"cuda-bindings runtime CUDA {runtime})"
+        )
+    return (
+        f"the NVIDIA driver supports CUDA {driver}, older than the CUDA {runtime} runtime of cuda-bindings "
+        "(cudaErrorInsufficientDriver): update the driver, or install the extra for the driver's CUDA "
+        "major ([trt] for CUDA 12, [trt-cu13] for CUDA 13)"
+    )
+
+
+def _cuda_version(result: tuple[Any, ...]) -> str | None:
+    """cudaDriverGetVersion/cudaRuntimeGetVersion as "12.4"; None when there is none (0: no driver)."""
+    err, version = result
+    if err != cudart.cudaError_t.cudaSuccess or not version:
+        return None
+    return f"{int(version) // 1000}.{int(version) % 1000 // 10}"
 
 
 def gpu_info(index: int = 0) -> GpuInfo:

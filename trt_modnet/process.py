@@ -18,6 +18,8 @@ from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs, is_image
+from trt_modnet.models import MODEL_ENV, resolve_model
+from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.ofd import SmoothedOutputs
 from trt_modnet.official import DEFAULT_REF_SIZE
 from trt_modnet.pipeline import Pipeline, PipelineSettings
@@ -36,15 +38,6 @@ from trt_modnet.video.formats import resolve_format
 
 log = logging.getLogger("trt_modnet")
 
-MODEL_ENV = "TRT_MODNET_MODEL"
-_DEFAULT_MODELS = (Path("modnet.onnx"), Path("models") / "modnet.onnx")
-_NO_MODEL = (
-    "no MODNet model found: pass --model MODEL.onnx or set TRT_MODNET_MODEL. To get one, download "
-    "modnet_photographic_portrait_matting.ckpt (or the webcam one) from the official MODNet repository "
-    "(github.com/ZHKKKe/MODNet, 'pretrained' folder link), then run "
-    "`python -m trt_modnet.export modnet_photographic_portrait_matting.ckpt -o modnet.onnx`"
-)
-
 
 @dataclass(frozen=True)
 class JobSettings:
@@ -55,7 +48,8 @@ class JobSettings:
     extra_outputs: tuple[tuple[str, Path], ...] = ()
     format: str | None = None
     background: str | None = None
-    model: Path | None = None
+    #: A model name, .onnx, .ckpt or URL (trt_modnet.models.resolve_model); None: the default.
+    model: str | Path | None = None
     backend: str = "auto"
     batch: int = 4
     ref_size: int = DEFAULT_REF_SIZE
@@ -86,7 +80,7 @@ def run_job(job: JobSettings) -> list[FileResult]:
     results: list[FileResult] = []
     with open_runner(
         job.backend,
-        _find_model(job.model),
+        resolve_model(job.model),
         DeploySpec(outputs=needed, ref_size=job.ref_size),
         threads=job.threads,
         engines_dir=job.engines,
@@ -206,18 +200,6 @@ def _preview_path(preview: Path, path: Path, total: int) -> Path:
     return preview if total == 1 else preview.with_name(f"{preview.stem}.{path.stem}{preview.suffix}")
 
 
-def _find_model(model: Path | None) -> Path:
-    if model is not None:
-        return model
-    env = os.environ.get(MODEL_ENV)
-    if env:
-        return Path(env)
-    for candidate in _DEFAULT_MODELS:
-        if candidate.is_file():
-            return candidate
-    raise MattingError(_NO_MODEL)
-
-
 def parse_args(argv: Sequence[str] | None) -> JobSettings:
     args = _parser().parse_args(argv)
     return JobSettings(
@@ -270,7 +252,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--background", help="composite background: colour name, #RRGGBB, image or video (default green)"
     )
-    p.add_argument("--model", type=Path, help=f"MODNet ONNX (default: ${MODEL_ENV}, ./modnet.onnx)")
+    p.add_argument(
+        "--model",
+        help=f"{', '.join(MODELS)}, a MODNet .onnx or .ckpt, or a URL (#sha256=HEX pins it); default: "
+        f"${MODEL_ENV}, else {DEFAULT_MODEL} (downloaded and cached on first use)",
+    )
     p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
     p.add_argument("--batch", type=positive_int, default=4, help="frames per inference batch (default 4)")
     p.add_argument("--ref-size", type=positive_int, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")

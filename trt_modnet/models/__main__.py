@@ -1,0 +1,63 @@
+"""`python -m trt_modnet.models [list | fetch NAME... | verify]`: the model cache."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from trt_modnet.cli import run_main
+from trt_modnet.models.cache import file_digest, models_dir
+from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
+from trt_modnet.models.resolve import resolve_model
+
+EXIT_BAD_FILES = 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m trt_modnet.models", description=__doc__)
+    sub = p.add_subparsers(dest="command")
+    sub.add_parser("list", help="registered models, what is cached and where (the default)")
+    fetch = sub.add_parser("fetch", help="download, verify and convert models into the cache")
+    fetch.add_argument("names", nargs="+", metavar="NAME", help=f"a name ({', '.join(MODELS)}) or a URL")
+    sub.add_parser("verify", help="re-check the digests of the cached checkpoints")
+    args = p.parse_args(argv)
+    if args.command == "fetch":
+        for name in args.names:
+            print(f"{name}: {resolve_model(name)}")
+        return 0
+    if args.command == "verify":
+        return _verify()
+    _list()
+    return 0
+
+
+def _list() -> None:
+    folder = models_dir()
+    print(f"cache: {folder}")
+    for m in MODELS.values():
+        path = folder / m.filename
+        state = f"cached {path}" if path.is_file() else "not cached"
+        default = " (default)" if m.name == DEFAULT_MODEL else ""
+        print(f"  {m.name}{default}: {m.filename}, {m.pin.size} bytes, {state}; {m.about}")
+    converted = sorted((folder / "onnx").glob("*.onnx"))
+    if converted:
+        print(f"  {len(converted)} converted ONNX in {folder / 'onnx'}")
+
+
+def _verify() -> int:
+    bad = 0
+    for m in MODELS.values():
+        path = models_dir() / m.filename
+        if not path.is_file():
+            continue
+        digest = file_digest(path, m.pin.algo)
+        if digest == m.pin.hexdigest:
+            print(f"ok {m.name}: {path}")
+        else:
+            bad += 1
+            print(f"BAD {m.name}: {path} has {m.pin.algo} {digest}, expected {m.pin.hexdigest}; delete it")
+    return EXIT_BAD_FILES if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_main(main))

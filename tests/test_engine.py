@@ -557,6 +557,7 @@ class HostCudart:
         self.ok = real.cudaError_t.cudaSuccess
         self.event_flags: dict[int, int] = {}
         self.host_waits: list[int] = []  # flags of every event the host waited on
+        self.copies: list[tuple[object, int]] = []  # (kind, bytes) of every copy
 
     def __getattr__(self, name: str) -> object:  # enums and constants come from the real bindings
         return getattr(self.real, name)
@@ -575,6 +576,7 @@ class HostCudart:
     cudaFree = cudaFreeHost = _free
 
     def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: object, stream: int) -> tuple[object]:
+        self.copies.append((kind, nbytes))
         for ptr in (dst, src):
             base = max((b for b in self.memory if b <= ptr), default=None)
             assert base is not None and ptr + nbytes <= base + len(self.memory[base]), "copy outside a buffer"
@@ -696,6 +698,16 @@ def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: 
             assert set(out) == {"rgba", "composite"}  # the float matte stays on the device
             assert np.array_equal(out["rgba"], np.concatenate([frames, alpha[..., None]], axis=-1))
             assert np.array_equal(out["composite"], np.where(alpha[..., None] == 0, background, frames))
+        uploads = [
+            n for kind, n in host_cudart.copies if kind == host_cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        ]
+        # The static background went up once, not per batch (the one-frame batch is as big as it).
+        assert uploads.count(background.nbytes) == 1 + sum(len(b) == 1 for b in batches)
+        other = rng.integers(0, 256, background.shape, dtype=np.uint8)  # another array: used, not the old one
+        out = runner.result(runner.submit({"frames": batches[0], "background": other}))
+        assert np.array_equal(
+            out["composite"], np.where(_alpha(batches[0], 0.5)[..., None] == 0, other, batches[0])
+        )
         kept = results[0]["rgba"].copy()
         runner.result(runner.submit({"frames": batches[4], "background": background}))
         assert np.array_equal(results[0]["rgba"], kept)  # results are the caller's, not pinned memory

@@ -90,7 +90,11 @@ class Runner(ABC):
         self.state = State.PREPARED
 
     def submit(self, feeds: Mapping[str, np.ndarray]) -> int:
-        """Start one batch; returns a ticket for `result`. Feeds are named uint8 NHWC arrays."""
+        """Start one batch; returns a ticket for `result`. Feeds are named uint8 NHWC arrays.
+
+        A one-row `background` passed again as the same array object must be unchanged: a runner may keep
+        it on its device from the first batch of the video (TensorRT does; backgrounds.py's plates are).
+        """
         if self.state is not State.PREPARED:
             self._check_open()
             raise RuntimeError("call prepare(height, width, batch) before submit")

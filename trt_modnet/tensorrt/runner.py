@@ -72,6 +72,9 @@ class TensorRTRunner(Runner):
         self._context: Any = None
         self._compute: Stream | None = None
         self._slots: list[_Slot] = []
+        # A one-row background (colour, image) is uploaded once per video; batches that pass the same array
+        # again bind this copy. Holding the array keeps the identity check sound.
+        self._plate: tuple[np.ndarray, DeviceBuffer] | None = None
 
     def _prepare(self, height: int, width: int, batch: int) -> None:
         # Not prepared until this succeeds: a failed prepare must not leave the last video's state usable.
@@ -139,10 +142,13 @@ class TensorRTRunner(Runner):
         s = self._slots[slot]
         batch = self._batch_feeds(feeds)
         for name, array in batch.items():
-            np.copyto(s.host[name].view(array.shape), array)
-            copy_to_device(s.device[name], s.host[name], array.nbytes, s.stream)
+            device = self._static_plate(s, feeds[name]) if name == "background" else None
+            if device is None:
+                device = s.device[name]
+                np.copyto(s.host[name].view(array.shape), array)
+                copy_to_device(device, s.host[name], array.nbytes, s.stream)
             _set_input_shape(self._context, name, array.shape)
-            _set_address(self._context, name, s.device[name].ptr)
+            _set_address(self._context, name, device.ptr)
         s.inputs_ready.record(s.stream)
         self._compute.wait(s.inputs_ready)
         for t in self._loaded.io:
@@ -157,6 +163,21 @@ class TensorRTRunner(Runner):
             nbytes = int(np.prod(shape, dtype=np.int64)) * self._dtype(name).itemsize
             copy_to_host(s.host[name], s.device[name], nbytes, s.stream)
         s.outputs_ready.record(s.stream)
+
+    def _static_plate(self, s: _Slot, background: np.ndarray) -> DeviceBuffer | None:
+        """The device copy of a one-row background given again as the same array, uploaded on first use
+        (on this slot's stream, before its [inputs ready]); None for per-frame or changing backgrounds."""
+        if self._plate is not None:
+            source, device = self._plate
+            return device if background is source else None
+        if len(background) != 1:
+            return None
+        array = np.ascontiguousarray(background)
+        device = self._video.enter_context(DeviceBuffer(array.nbytes))
+        np.copyto(s.host["background"].view(array.shape), array)
+        copy_to_device(device, s.host["background"], array.nbytes, s.stream)
+        self._plate = (background, device)
+        return device
 
     def _batch_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The per-batch inputs the engine takes, checked: frames, and a background for composites."""
@@ -202,6 +223,7 @@ class TensorRTRunner(Runner):
         finally:
             self._context = None  # before its engine; TensorRT frees the context's activation memory
             self._slots = []
+            self._plate = None
             self._compute = None
             self._loaded = None
             video, self._video = self._video, ExitStack()

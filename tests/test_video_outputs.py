@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import struct
 import wave
 from fractions import Fraction
@@ -129,3 +130,22 @@ def test_tracks_are_default_and_mp4_starts_with_its_index(tmp_path: Path, av_cli
         assert ebml_elements(outputs[fmt].path, {0x88: "default"})["default"] == [], fmt
     order = top_level(outputs["mp4"].path)
     assert order.index(b"moov") < order.index(b"mdat")  # faststart: players need not fetch the end first
+
+
+@pytest.mark.parametrize(("source", "fmt"), [("mp3", "mov"), ("opus", "mp4")])
+def test_audio_editors_refuse_is_transcoded_to_aac(
+    tmp_path: Path,
+    av_clip: Path,  # noqa: F811
+    caplog: pytest.LogCaptureFixture,
+    source: str,
+    fmt: str,
+) -> None:
+    """QuickTime and MP4 get AAC, PCM or ALAC only (what Premiere, Resolve and Final Cut import)."""
+    path = av_clip if source == "mp3" else need(VIDEOS / "pancake_240p.mkv")
+    out = tmp_path / f"out.{fmt}"
+    with caplog.at_level(logging.INFO, logger="trt_modnet"):
+        _write(path, {fmt: OutputSpec(path=out, content="composite")}, duration=0.2)
+    with av.open(str(out)) as container:
+        assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
+    said = [r.getMessage() for r in caplog.records if "transcoded to aac" in r.getMessage()]
+    assert len(said) == 1 and source in said[0]

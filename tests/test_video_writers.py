@@ -71,6 +71,24 @@ def av_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def aac_clip(tmp_path_factory: pytest.TempPathFactory, av_clip: Path) -> Path:
+    """`av_clip` with its MP3 transcoded to AAC (the audio editors take in .mov and .mp4), priming kept."""
+    path = tmp_path_factory.mktemp("aac") / "clip.mp4"
+    with av.open(str(av_clip)) as inp, av.open(str(path), "w") as out:
+        video = out.add_stream_from_template(inp.streams.video[0])
+        audio = out.add_stream("aac", rate=44_100, layout="stereo")
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = video
+                out.mux(packet)
+        inp.seek(0)
+        for frame in inp.decode(audio=0):
+            out.mux(audio.encode(frame))
+        out.mux(audio.encode(None))
+    return path
+
+
 @pytest.mark.parametrize("fmt", ["mov", "webm", "png", "mkv"])
 def test_alpha_round_trips(tmp_path: Path, fmt: str) -> None:
     source = need(VIDEOS / "carphone_qcif.mp4")
@@ -159,10 +177,12 @@ def test_timestamps_are_kept(tmp_path: Path, rate: str) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["mov", "mp4", "mkv"])
-def test_audio_is_copied_bit_exact(tmp_path: Path, av_clip: Path, fmt: str) -> None:
+def test_audio_is_copied_bit_exact(tmp_path: Path, av_clip: Path, aac_clip: Path, fmt: str) -> None:
+    """AAC into QuickTime and MP4, MP3 into Matroska: each container's own, copied packet for packet."""
+    clip = av_clip if fmt == "mkv" else aac_clip
     out = tmp_path / f"out.{fmt}"
-    _write(av_clip, {fmt: OutputSpec(path=out, content="rgba" if fmt != "mp4" else "composite")})
-    source, copied = audio_packets(av_clip), audio_packets(out)
+    _write(clip, {fmt: OutputSpec(path=out, content="rgba" if fmt != "mp4" else "composite")})
+    source, copied = audio_packets(clip), audio_packets(out)
     assert [p for _, p in copied] == [p for _, p in source]
     # The picture keeps its place against the sound (Matroska shifts both when audio starts before 0).
     shift = copied[0][0] - source[0][0]
@@ -190,13 +210,13 @@ def test_opus_goes_into_mov_as_aac(tmp_path: Path) -> None:
         assert [s.codec_context.name for s in mov.streams.audio] == ["aac"]
 
 
-def test_segment_keeps_pts_and_cuts_the_audio(tmp_path: Path, av_clip: Path) -> None:
+def test_segment_keeps_pts_and_cuts_the_audio(tmp_path: Path, aac_clip: Path) -> None:
     out = tmp_path / "segment.mov"
-    _write(av_clip, {"mov": OutputSpec(path=out)}, start=2.0, duration=1.0)
+    _write(aac_clip, {"mov": OutputSpec(path=out)}, start=2.0, duration=1.0)
     pts, tb = video_pts(out)
     assert [p * tb for p in pts] == [Fraction(50 + i, 25) for i in range(25)]
-    source = audio_packets(av_clip)
-    with av.open(str(av_clip)) as inp:
+    source = audio_packets(aac_clip)
+    with av.open(str(aac_clip)) as inp:
         durations = [float(p.duration * p.time_base) for p in inp.demux(audio=0) if p.size]
     overlapping = [p for (t, p), d in zip(source, durations, strict=True) if t + d > 2.0 and t < 3.0]
     assert [p for _, p in audio_packets(out)] == overlapping

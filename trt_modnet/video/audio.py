@@ -1,9 +1,10 @@
 """The source's audio, carried into an output: copied packet for packet, or transcoded where it must be.
 
 Each audio stream is copied bit-exactly when the output's muxer accepts it as it is (asked of FFmpeg
-itself: a header is written to memory with the stream, see `_muxer_accepts`), and otherwise transcoded
-to the format's fallback encoder: Opus for WebM (which takes only Opus and Vorbis), AAC for ProRes .mov
-(which refuses Opus and FLAC). Timestamps stay the source's, so picture and sound stay in sync.
+itself: a header is written to memory with the stream, see `_muxer_accepts`) and, for .mov and .mp4,
+when editors import it there (`formats.EDITOR_AUDIO`: AAC, ALAC, PCM); otherwise it is transcoded to the
+format's fallback encoder, with one line saying so: Opus for WebM (which takes only Opus and Vorbis),
+AAC for .mov and .mp4 (MP3, Opus, Vorbis, FLAC, AC-3). Timestamps stay the source's, so picture and sound stay in sync.
 
 The audio is read from its own demuxer of the input file and fed to the output's muxer in step with the
 video (`feed(until)` after each video frame), so the muxer can interleave both without buffering a
@@ -48,6 +49,7 @@ class AudioPassthrough:
         output: av.container.OutputContainer,
         *,
         fallback: str,
+        codecs: frozenset[str] = frozenset(),
     ) -> None:
         self.source = source
         self._output = output
@@ -56,7 +58,7 @@ class AudioPassthrough:
         self._pending: av.Packet | None = None
         self._start = -math.inf
         try:
-            self._routes = {info.index: self._route(info, fallback) for info in streams}
+            self._routes = {info.index: self._route(info, fallback, codecs) for info in streams}
         except BaseException:
             self._input.close()
             raise
@@ -118,16 +120,21 @@ class AudioPassthrough:
         for frame in packet.decode():
             self._output.mux(route.target.encode(frame))
 
-    def _route(self, info: AudioInfo, fallback: str) -> _Route:
+    def _route(self, info: AudioInfo, fallback: str, codecs: frozenset[str]) -> _Route:
         source = self._input.streams[info.index]
-        if _muxer_accepts(self._output.format.name, source):
+        muxer = self._output.format.name
+        if _listed(source.codec_context.name, codecs) and _muxer_accepts(muxer, source):
             target = self._output.add_stream_from_template(source)
             transcode = False
         else:
             rate = _rate(fallback, info.sample_rate)
             target = self._output.add_stream(fallback, rate=rate, layout=info.layout)
             transcode = True
-            log.info("%s: audio stream %d (%s) goes in as %s", self.source, info.index, info.codec, fallback)
+            why = "editors do not import it there" if codecs else "the container cannot hold it"
+            log.info(
+                "%s: audio stream %d (%s) transcoded to %s for %s: %s",
+                self.source, info.index, info.codec, fallback, muxer, why,
+            )  # fmt: skip
         if info.language:
             target.metadata["language"] = info.language
         return _Route(source, target, transcode)
@@ -138,6 +145,10 @@ def _span(packet: av.Packet) -> tuple[float, float]:
     ts = packet.pts if packet.pts is not None else packet.dts
     start = float(ts * packet.time_base)
     return start, start + float((packet.duration or 0) * packet.time_base)
+
+
+def _listed(codec: str, codecs: frozenset[str]) -> bool:
+    return not codecs or codec in codecs or ("pcm" in codecs and codec.startswith("pcm_"))
 
 
 def _muxer_accepts(muxer: str, stream: av.AudioStream) -> bool:

@@ -49,12 +49,18 @@ class Format:
     options: Mapping[str, Mapping[str, str]]
     description: str
     audio_fallback: str | None = None  # encoder for audio this container cannot take as it is
+    # Audio codecs copied as they are (empty: whatever the muxer takes); "pcm" stands for every pcm_*.
+    audio_codecs: frozenset[str] = frozenset()
     even_size: bool = False  # 4:2:0 H.264 needs even width and height
     muxer_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def holds(self, content: str) -> bool:
         return content in self.pixel_formats
 
+
+# What Premiere, Resolve and Final Cut import from QuickTime and MP4 (their documented lists): MP3,
+# Opus, Vorbis, FLAC or AC-3 there are transcoded to AAC instead of copied.
+EDITOR_AUDIO = frozenset({"aac", "alac", "pcm"})
 
 _PRORES_HQ = {"profile": "hq", "vendor": "apl0"}
 _VP9 = {"crf": "30", "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
@@ -81,6 +87,7 @@ FORMATS: Mapping[str, Format] = _frozen(
             ),
             description="ProRes 4444 with alpha (422 HQ without), for editors",
             audio_fallback="aac",
+            audio_codecs=EDITOR_AUDIO,
         ),
         "webm": Format(
             name="webm",
@@ -120,6 +127,7 @@ FORMATS: Mapping[str, Format] = _frozen(
             options=_frozen({c: _frozen(_X264) for c in CONTENTS}),
             description="H.264 without alpha, for composites and matte previews",
             audio_fallback="aac",
+            audio_codecs=EDITOR_AUDIO,
             even_size=True,
             # moov before mdat: a browser plays while it downloads instead of fetching the end first.
             muxer_options=_frozen({"movflags": "+faststart"}),

@@ -172,7 +172,9 @@ class Writer:
         self._stream = self._add_video_stream()
         audio = info.audio if plan.audio and not info.is_image else ()
         if audio and not plan.folder and plan.format.audio_fallback:
-            self._audio = self._add_audio(self._container, plan.format.audio_fallback)
+            self._audio = self._add_audio(
+                self._container, plan.format.audio_fallback, plan.format.audio_codecs
+            )
         elif plan.audio_out is not None:
             self._open_audio_file(plan.audio_out)
         with self._errors("creating the output"):
@@ -229,8 +231,12 @@ class Writer:
             ctx.open()
         return stream
 
-    def _add_audio(self, container: av.container.OutputContainer, fallback: str) -> AudioPassthrough:
-        audio = AudioPassthrough(self._info.path, self._info.audio, container, fallback=fallback)
+    def _add_audio(
+        self, container: av.container.OutputContainer, fallback: str, codecs: frozenset[str] = frozenset()
+    ) -> AudioPassthrough:
+        audio = AudioPassthrough(
+            self._info.path, self._info.audio, container, fallback=fallback, codecs=codecs
+        )
         self._resources.callback(audio.close)
         return audio
 

@@ -4,7 +4,8 @@ Each audio stream is copied bit-exactly when the output's muxer accepts it as it
 itself: a header is written to memory with the stream, see `_muxer_accepts`) and, for .mov and .mp4,
 when editors import it there (`formats.EDITOR_AUDIO`: AAC, ALAC, PCM); otherwise it is transcoded to the
 format's fallback encoder, with one line saying so: Opus for WebM (which takes only Opus and Vorbis),
-AAC for .mov and .mp4 (MP3, Opus, Vorbis, FLAC, AC-3). Timestamps stay the source's, so picture and sound stay in sync.
+AAC for .mov and .mp4 (MP3, Opus, Vorbis, FLAC, AC-3). Timestamps stay the source's, so picture and
+sound stay in sync.
 
 The audio is read from its own demuxer of the input file and fed to the output's muxer in step with the
 video (`feed(until)` after each video frame), so the muxer can interleave both without buffering a

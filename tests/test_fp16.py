@@ -91,3 +91,27 @@ def test_onnxruntime_runs_the_fp16_graph(synthetic_onnx: Path) -> None:
         alphas.append(session.run(None, feeds)[0].astype(int))
     assert alphas[1].shape == (1, *rgb.shape[:2])
     assert np.abs(alphas[1] - alphas[0]).mean() <= 0.5
+
+
+def test_constants_of_the_fp32_ops_are_float32_initializers_not_casts(synthetic_onnx: Path) -> None:
+    """No Cast(Constant) left for TensorRT's parser: Resize scales and InstanceNorm scale/bias are FP32
+    initializers, and the network computes exactly what it computed with the casts."""
+    modnet = onnx.load(str(synthetic_onnx))
+    deploy = build(modnet, DeploySpec(outputs=("alpha",), fp16=True))
+    constants = {o for n in deploy.graph.node if n.op_type == "Constant" for o in n.output}
+    constants |= {i.name for i in deploy.graph.initializer}
+    assert not [n.name for n in deploy.graph.node if n.op_type == "Cast" and n.input[0] in constants]
+    initializers = {i.name: i.data_type for i in deploy.graph.initializer}
+    fp32_inputs = [
+        n.input[i] for n in deploy.graph.node if n.op_type == "InstanceNormalization" for i in (1, 2)
+    ] + [n.input[2] for n in deploy.graph.node if n.op_type == "Resize" and len(n.input) > 2 and n.input[2]]
+    assert len(fp32_inputs) >= 41 and {initializers[name] for name in fp32_inputs} == {TensorProto.FLOAT}
+
+    unfolded = fp16._converted(modnet, fp16.OP_BLOCK_LIST)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, 64, 96)).astype(np.float32)
+
+    def run(model: onnx.ModelProto) -> np.ndarray:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        return session.run(None, {model.graph.input[0].name: x})[0]
+
+    assert np.array_equal(run(fp16.convert_network(modnet)), run(unfolded))

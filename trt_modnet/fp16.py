@@ -42,7 +42,7 @@ import numpy as np
 import onnx
 import onnxconverter_common
 import onnxruntime as ort
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from onnxconverter_common import float16
 
@@ -54,6 +54,7 @@ RECIPE = json.dumps(
         "converter": f"onnxconverter-common {onnxconverter_common.__version__}",
         "scope": "MODNet network only; resize, rounding, composite in float32",
         "keep_io_types": True,
+        "constant_casts": "folded into initializers",
         "op_block_list": sorted(OP_BLOCK_LIST),
     },
     sort_keys=True,
@@ -67,6 +68,10 @@ def convert_network(
 
     `op_block_list` other than the recipe's is for measuring alternatives only.
     """
+    return fold_constant_casts(_converted(modnet, op_block_list))
+
+
+def _converted(modnet: onnx.ModelProto, op_block_list: Sequence[str]) -> onnx.ModelProto:
     copy = onnx.ModelProto()
     copy.CopyFrom(modnet)  # the converter edits its argument in place
     with warnings.catch_warnings():
@@ -94,6 +99,36 @@ def _float32_output(model: onnx.ModelProto) -> onnx.ModelProto:
             producer.ClearField("attribute")
             producer.attribute.append(onnx.helper.make_attribute("to", TensorProto.FLOAT))
             output.type.tensor_type.elem_type = TensorProto.FLOAT
+    return model
+
+
+def fold_constant_casts(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Replace each Cast of a Constant by a float32 (or whatever it casts to) initializer.
+
+    The converter turns every constant into FP16 and casts it back for the blocked ops (Resize scales,
+    InstanceNormalization scale and bias: 41 Casts in MODNet); in TensorRT's parser such Cast(Constant)
+    chains take its shape-tensor and constant-folding paths at build time. The values are identical: an
+    FP16 constant cast to FP32 is exact.
+    """
+    constants = {
+        node.output[0]: node
+        for node in model.graph.node
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]
+    }
+    folded: list[onnx.NodeProto] = []
+    for node in model.graph.node:
+        if node.op_type == "Cast" and node.input[0] in constants:
+            value = numpy_helper.to_array(constants[node.input[0]].attribute[0].t)
+            to = onnx.helper.get_attribute_value(node.attribute[0])
+            cast = value.astype(onnx.helper.tensor_dtype_to_np_dtype(to))
+            model.graph.initializer.append(numpy_helper.from_array(cast, node.output[0]))
+            folded.append(node)
+    for node in folded:
+        model.graph.node.remove(node)
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    for name, node in constants.items():
+        if name not in used:
+            model.graph.node.remove(node)
     return model
 
 

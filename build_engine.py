@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from argparse import Namespace
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -253,16 +254,21 @@ def validate(loader: EngineLoader, record: EngineRecord, reference: onnx.ModelPr
     for index, ranges in enumerate(record.profiles):
         batch, height, width, _ = ranges["frames"].opt
         frames = np.stack([cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in media])
+        frames = with_partial_batch(frames, batch)
         outputs = (*record.outputs, MATTE) if record.matte else record.outputs
         started = time.perf_counter()
-        with TensorRTRunner(FixedEngine(loader, record, index), outputs=outputs) as runner:
+        with TensorRTRunner(FixedEngine(loader, record, index), outputs=outputs, depth=2) as runner:
             ours = run_all(runner, frames, batch)
         seconds = time.perf_counter() - started
+        with TensorRTRunner(FixedEngine(loader, record, index), outputs=outputs, depth=1) as runner:
+            one_at_a_time = run_all(runner, frames, batch)
         with OnnxRuntimeRunner(reference, threads=2, depth=1) as runner:
             theirs = run_all(runner, frames, batch)
         print(
-            f"profile {index}: {len(frames)} frames at {width}x{height}, batches of {batch} ({seconds:.1f} s)"
+            f"profile {index}: {len(frames)} frames at {width}x{height}, batches of {batch}, two in flight "
+            f"({seconds:.1f} s)"
         )
+        ok &= report_same(ours, one_at_a_time)
         ok &= report(ours, theirs, record.outputs, max_mean_delta=args.max_mean_delta)
     print(
         "validation passed"
@@ -294,18 +300,43 @@ def report(
     return ok
 
 
+def with_partial_batch(frames: np.ndarray, batch: int) -> np.ndarray:
+    """The frames, plus some again when needed so that the last batch is a partial one (batch > 1)."""
+    if batch == 1 or len(frames) % batch:
+        return frames
+    return np.concatenate([frames, frames[: batch - 1]])
+
+
+def report_same(ours: dict[str, np.ndarray], one_at_a_time: dict[str, np.ndarray]) -> bool:
+    """Batches in flight must give the bytes of batches run one at a time (slots, streams, events)."""
+    different = [name for name in ours if not np.array_equal(ours[name], one_at_a_time[name], equal_nan=True)]
+    verdict = f"DIFFERENT in {', '.join(different)}" if different else "identical"
+    print(f"  two batches in flight vs one at a time: {verdict}")
+    return not different
+
+
 def run_all(runner: Runner, frames: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """Every frame through a runner, `batch` at a time (a mid-grey background for composites)."""
+    """Every frame through a runner, `batch` at a time, with as many batches in flight as the runner
+    takes (a mid-grey background for composites)."""
     n, height, width, _ = frames.shape
     runner.prepare(height, width, batch)
     grey = np.full((1, height, width, 3), 128, np.uint8)
     parts: dict[str, list[np.ndarray]] = {}
+    tickets: deque[int] = deque()
+
+    def collect() -> None:
+        for name, value in runner.result(tickets.popleft()).items():
+            parts.setdefault(name, []).append(value)
+
     for start in range(0, n, batch):
         feeds = {"frames": frames[start : start + batch]}
         if "composite" in runner.outputs:
             feeds["background"] = grey
-        for name, value in runner.result(runner.submit(feeds)).items():
-            parts.setdefault(name, []).append(value)
+        if len(tickets) == runner.inflight.depth:
+            collect()
+        tickets.append(runner.submit(feeds))
+    while tickets:
+        collect()
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 

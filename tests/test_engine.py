@@ -523,6 +523,7 @@ class EchoRunner(Runner):
         self.pending: dict[int, dict[str, np.ndarray]] = {}
 
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
+        self.most_in_flight = max(getattr(self, "most_in_flight", 0), len(self.inflight))
         self.pending[slot] = {"composite": feeds["frames"] // 2 + feeds["background"] // 2}
 
     def _result(self, slot: int) -> dict[str, np.ndarray]:
@@ -535,10 +536,25 @@ class EchoRunner(Runner):
 def test_run_all_feeds_every_frame_once_in_batches() -> None:
     import build_engine as cli
 
-    frames = np.random.default_rng(0).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
-    with EchoRunner() as runner:
+    frames = np.random.default_rng(0).integers(0, 256, (6, 32, 48, 3), dtype=np.uint8)
+    frames = cli.with_partial_batch(frames, 3)  # 6 frames in batches of 3: 2 more make a partial last one
+    assert len(frames) == 8
+    with EchoRunner(depth=2) as runner:
         out = cli.run_all(runner, frames, batch=3)
+        assert runner.most_in_flight == 2  # --validate runs two batches in flight
     assert np.array_equal(out["composite"], frames // 2 + 64)
+
+
+def test_validation_compares_in_flight_with_one_at_a_time(capsys: pytest.CaptureFixture[str]) -> None:
+    import build_engine as cli
+
+    a = {"alpha": np.zeros((3, 4, 4), np.uint8), MATTE: np.full((3, 1, 4, 4), np.nan, np.float16)}
+    assert cli.report_same(a, {k: v.copy() for k, v in a.items()})
+    assert "two batches in flight vs one at a time: identical" in capsys.readouterr().out
+    b = {**a, "alpha": a["alpha"].copy()}
+    b["alpha"][2, 0, 0] = 1  # a slot's buffer reused too early shows up as a difference
+    assert not cli.report_same(a, b)
+    assert "DIFFERENT in alpha" in capsys.readouterr().out
 
 
 class HostCudart:
@@ -728,6 +744,34 @@ def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: 
     assert host_cudart.host_waits and all(
         f & host_cudart.real.cudaEventBlockingSync for f in host_cudart.host_waits
     )
+
+
+class NanContext(HostContext):
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        super().execute_async_v3(stream_handle)
+        device_array(self.addresses[MATTE], self.get_tensor_shape(MATTE), np.float32)[0, 0, 3] = np.nan
+        return True
+
+
+class NanSource(HostSource):
+    def __call__(self, height: int, width: int, batch: int) -> LoadedEngine:
+        engine = types.SimpleNamespace(num_optimization_profiles=1, create_execution_context=NanContext)
+        return LoadedEngine(engine=engine, profile=0, io=self.io, feeds={"gain": np.array([0.5], np.float64)})
+
+
+def test_nan_in_the_matte_of_a_first_batch_stops_with_one_clear_error(host_cudart: HostCudart) -> None:
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    frames = np.zeros((2, 36, 52, 3), np.uint8)
+    feeds = {"frames": frames, "background": frames[:1]}
+    with TensorRTRunner(NanSource(HOST_IO), outputs=("alpha",)) as runner:
+        runner.prepare(36, 52, 2)
+        with pytest.raises(MattingError, match=r"gave 8 NaN/Inf values in MODNet's matte on the first batch"):
+            runner.result(runner.submit(feeds))
+        assert set(runner.result(runner.submit(feeds))) == {"alpha"}  # checked once per video, not per batch
+        runner.prepare(36, 52, 2)  # the next video is checked again
+        with pytest.raises(MattingError, match="NaN/Inf"):
+            runner.result(runner.submit(feeds))
 
 
 class TwoProfileSource(HostSource):

@@ -22,7 +22,7 @@ import numpy as np
 from trt_modnet.errors import MattingError
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, State
 from trt_modnet.tensorrt.cuda import DeviceBuffer, Event, PinnedBuffer, Stream, copy_to_device, copy_to_host
-from trt_modnet.tensorrt.engine import LoadedEngine, TensorIO, one_line
+from trt_modnet.tensorrt.engine import MATTE, LoadedEngine, TensorIO, one_line
 
 BATCH_INPUTS = ("frames", "background")
 
@@ -60,13 +60,16 @@ class TensorRTRunner(Runner):
     """Runs a TensorRT engine of the deployment graph; the engine is resolved lazily in `prepare`.
 
     `source(height, width, batch)` hands over the engine for a video (found in the engines folder or built);
-    `outputs` are the engine outputs `result()` returns (others stay on the device).
+    `outputs` are the engine outputs `result()` returns (others stay on the device). When the engine
+    exposes MODNet's float matte, the first batch of every video also brings it back and checks it for
+    NaN/Inf, which the uint8 outputs would hide (a broken FP16 engine gives plausible-looking garbage).
     """
 
     def __init__(self, source: EngineSource, *, outputs: Sequence[str], depth: int = DEFAULT_DEPTH) -> None:
         super().__init__(depth)
         self.source = source
         self.outputs = tuple(outputs)
+        self._check_matte = False  # the next batch brings the matte back for the NaN/Inf check
         self._video = ExitStack()  # everything allocated for the current video
         self._loaded: LoadedEngine | None = None
         self._context: Any = None
@@ -93,6 +96,7 @@ class TensorRTRunner(Runner):
             self._release_video()
             raise
         self._loaded = loaded
+        self._check_matte = MATTE not in self.outputs and any(t.name == MATTE for t in loaded.io)
 
     def _create_context(self, loaded: LoadedEngine, stream: Stream) -> Any:
         context = loaded.engine.create_execution_context()
@@ -158,7 +162,9 @@ class TensorRTRunner(Runner):
             raise MattingError(f"TensorRT execute_async_v3 failed for frames {list(batch['frames'].shape)}")
         s.executed.record(self._compute)
         s.stream.wait(s.executed)
-        s.shapes = {name: _output_shape(self._context, name) for name in self.outputs}
+        fetched = (*self.outputs, MATTE) if self._check_matte else self.outputs
+        self._check_matte = False
+        s.shapes = {name: _output_shape(self._context, name) for name in fetched}
         for name, shape in s.shapes.items():
             nbytes = int(np.prod(shape, dtype=np.int64)) * self._dtype(name).itemsize
             copy_to_host(s.host[name], s.device[name], nbytes, s.stream)
@@ -202,7 +208,9 @@ class TensorRTRunner(Runner):
     def _result(self, slot: int) -> dict[str, np.ndarray]:
         s = self._slots[slot]
         s.outputs_ready.synchronize()
-        return {name: s.host[name].view(shape, self._dtype(name)).copy() for name, shape in s.shapes.items()}
+        if MATTE in s.shapes and MATTE not in self.outputs:
+            _check_finite(s.host[MATTE].view(s.shapes[MATTE], self._dtype(MATTE)))
+        return {name: s.host[name].view(s.shapes[name], self._dtype(name)).copy() for name in self.outputs}
 
     def _dtype(self, name: str) -> np.dtype:
         assert self._loaded is not None
@@ -228,6 +236,16 @@ class TensorRTRunner(Runner):
             self._loaded = None
             video, self._video = self._video, ExitStack()
             video.close()
+
+
+def _check_finite(matte: np.ndarray) -> None:
+    bad = int(matte.size - np.isfinite(matte).sum())
+    if bad:
+        raise MattingError(
+            f"the TensorRT engine gave {bad} NaN/Inf values in MODNet's matte on the first batch: its FP16 "
+            "arithmetic fails on this GPU; check it with build_engine.py --validate, or use "
+            "--backend onnxruntime"
+        )
 
 
 def _check_io(loaded: LoadedEngine, outputs: Sequence[str]) -> None:

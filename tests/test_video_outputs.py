@@ -12,10 +12,20 @@ import av
 import numpy as np
 import pytest
 
-from tests.boxes import colr, ebml_elements, fiel, mp4_boxes, pasp, png_chunks, prores_frame_colour, top_level
+from tests.boxes import (
+    colr,
+    ebml_elements,
+    elst,
+    fiel,
+    mp4_boxes,
+    pasp,
+    png_chunks,
+    prores_frame_colour,
+    top_level,
+)
 from tests.conftest import VIDEOS, need
-from tests.test_video_media import make_clip, pattern
-from tests.test_video_writers import _write, av_clip  # noqa: F401 (a fixture)
+from tests.test_video_media import audio_packets, make_clip, pattern, video_pts
+from tests.test_video_writers import _write, aac_clip, av_clip  # noqa: F401 (fixtures)
 from trt_modnet.video import OutputSpec
 
 
@@ -149,3 +159,54 @@ def test_audio_editors_refuse_is_transcoded_to_aac(
         assert [s.codec_context.name for s in container.streams.audio] == ["aac"]
     said = [r.getMessage() for r in caplog.records if "transcoded to aac" in r.getMessage()]
     assert len(said) == 1 and source in said[0]
+
+
+def _audio_edit(path: Path) -> list[tuple[int, int, float]]:
+    """The audio track's edit list (the second trak: video first), in the movie's timescale."""
+    return elst(mp4_boxes(path)[b"elst"][1])
+
+
+@pytest.mark.parametrize("fmt", ["mov", "mp4"])
+def test_segment_keeps_aac_priming_and_starts_on_its_sample(tmp_path: Path, aac_clip: Path, fmt: str) -> None:  # noqa: F811
+    """From t=0 the priming packet (pts -1024) stays and the edit list skips exactly its 1024 samples;
+    from t=2 the pre-roll packet stays and playback starts on sample 88200 (2 s at 44.1 kHz)."""
+    source = audio_packets(aac_clip)
+    first = tmp_path / f"first.{fmt}"
+    _write(aac_clip, {fmt: OutputSpec(path=first, content="composite")}, duration=0.4)
+    assert audio_packets(first)[0] == source[0] and source[0][0] < 0
+    assert _audio_edit(first)[-1][1] == 1024
+    later = tmp_path / f"later.{fmt}"
+    _write(aac_clip, {fmt: OutputSpec(path=later, content="composite")}, start=2.0, duration=0.4)
+    packets = audio_packets(later)
+    preroll = next(t for t, p in source if p == packets[0][1])
+    preroll_sample = round(preroll * 44_100)
+    assert preroll + 1024 / 44_100 <= 2.0 < preroll + 2048 / 44_100  # the packet before the first overlapping
+    if fmt == "mp4":  # --timestamps zero: media time skips to the segment's first sample
+        assert _audio_edit(later) == [(pytest.approx(0.4 * 44_100, abs=1100), 88_200 - preroll_sample, 1.0)]
+    else:  # source: an empty edit up to the pre-roll's own sample, exact in the 44.1 kHz movie timescale
+        assert _audio_edit(later)[0] == (preroll_sample, -1, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode", "first"),
+    [("mp4", None, 0), ("webm", None, 0), ("mov", None, 2.0), ("mov", "zero", 0), ("mp4", "source", 2.0)],
+)
+def test_timestamps_source_or_zero(tmp_path: Path, fmt: str, mode: str | None, first: float) -> None:
+    """Defaults: .mp4/.webm start at 0 (browsers), .mov keeps the source's times (editors' timelines)."""
+    source = make_clip(tmp_path / "in.mp4", [pattern(48, 64, i) for i in range(75)])
+    out = tmp_path / f"out.{fmt}"
+    spec = OutputSpec(path=out, content="composite", timestamps=mode)
+    _write(source, {fmt: spec}, start=2.0, duration=0.4)
+    pts, time_base = video_pts(out)
+    assert float(pts[0] * time_base) == pytest.approx(first, abs=0.002)
+    if fmt == "webm":
+        with av.open(str(out)) as container:
+            duration = container.duration / 1e6
+    else:  # the movie header's duration, which players and MediaInfo show
+        timescale, length = struct.unpack(">II", mp4_boxes(out)[b"mvhd"][0][12:20])
+        duration = length / timescale
+    # zero: the content's 0.4 s (browsers' duration); source: the source's timeline up to the segment's end
+    assert duration == pytest.approx(first + 0.4, abs=0.03)
+    if fmt != "webm":
+        empty = [e for e in elst(mp4_boxes(out)[b"elst"][0]) if e[1] == -1]
+        assert bool(empty) == (first > 0)

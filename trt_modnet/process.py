@@ -34,7 +34,7 @@ from trt_modnet.video import (
     open_reader,
     open_writer,
 )
-from trt_modnet.video.formats import resolve_format
+from trt_modnet.video.formats import TIMESTAMPS, resolve_format
 
 log = logging.getLogger("trt_modnet")
 
@@ -62,6 +62,7 @@ class JobSettings:
     quiet: bool = False
     audio: bool = True
     audio_out: Path | None = None
+    timestamps: str | None = None  # None: each format's default (video.formats)
     codec_options: tuple[tuple[str, str], ...] = ()
     stream: int | None = None
     engines: Path = Path("engines")
@@ -163,6 +164,7 @@ def _spec(job: JobSettings, target: Path, mode: str) -> OutputSpec:
         format=job.format,
         codec_options=dict(job.codec_options),
         audio=job.audio,
+        timestamps=job.timestamps,
         # Only a PNG sequence has no place for audio inside it.
         audio_out=job.audio_out
         if resolve_format(OutputSpec(target, format=job.format)).name == "png"
@@ -223,6 +225,7 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         quiet=args.quiet,
         audio=not args.no_audio,
         audio_out=args.audio_out,
+        timestamps=args.timestamps,
         codec_options=tuple(_key_value(kv) for kv in args.codec_opt),
         stream=args.stream,
         engines=args.engines,
@@ -269,6 +272,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     p.add_argument("--no-audio", action="store_true", help="drop the audio")
     p.add_argument("--audio-out", type=Path, help="for PNG sequences: write the audio to this file")
+    p.add_argument(
+        "--timestamps",
+        choices=TIMESTAMPS,
+        help="keep the source's times (default for .mov, .mkv, PNG) or start at 0 (default for .mp4, .webm)",
+    )
     p.add_argument(
         "--codec-opt", action="append", default=[], metavar="KEY=VALUE", help="encoder option (repeatable)"
     )

@@ -9,7 +9,11 @@ sound stay in sync.
 
 The audio is read from its own demuxer of the input file and fed to the output's muxer in step with the
 video (`feed(until)` after each video frame), so the muxer can interleave both without buffering a
-whole file. A segment (`--start/--duration`) gets the audio packets that overlap the written frames.
+whole file. A segment (`--start/--duration`) gets the audio packets that overlap the written frames and
+the one before them: AAC's priming packet (pts -1024, which also starts a segment at t=0), or the packet
+whose overlap the decoder needs for its first samples; the muxer's edit list (.mov/.mp4) or codec delay
+(Matroska) starts playback at the segment's first sample. `offset` seconds are taken off every timestamp
+(`--timestamps zero`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -28,6 +33,9 @@ from trt_modnet.video.info import AudioInfo
 from trt_modnet.video.reader import open_input
 
 log = logging.getLogger("trt_modnet")
+
+
+_SEEK_MARGIN = 1.0
 
 
 @dataclass
@@ -57,7 +65,9 @@ class AudioPassthrough:
         self._input = open_input(source)
         self._packets: Iterator[av.Packet] | None = None
         self._pending: av.Packet | None = None
+        self._preroll: dict[int, av.Packet] = {}  # per stream: the last packet before the segment
         self._start = -math.inf
+        self._offset = 0.0
         try:
             self._routes = {info.index: self._route(info, fallback, codecs) for info in streams}
         except BaseException:
@@ -68,11 +78,18 @@ class AudioPassthrough:
     def transcoded(self) -> list[str]:
         return [r.source.codec_context.name for r in self._routes.values() if r.transcode]
 
-    def begin(self, start: float | None = None) -> None:
-        """Read from the top, or (a segment) from the packets that end after `start` seconds."""
+    def begin(self, start: float | None = None, offset: float = 0.0) -> None:
+        """Read from the top, or (a segment) from the packets that end after `start` seconds.
+
+        `offset` seconds are subtracted from the output's timestamps.
+        """
+        self._offset = offset
         if start is not None:
             self._start = start
-            self._input.seek(max(0, int(start * av.time_base)), backward=True)
+            # A second early, so the packet before the segment (the decoder's pre-roll) is read too;
+            # near the top, from the top, so AAC's priming packet (before t=0) is not skipped.
+            if start > _SEEK_MARGIN:
+                self._input.seek(int((start - _SEEK_MARGIN) * av.time_base), backward=True)
         self._packets = iter(self._input.demux(*(r.source for r in self._routes.values())))
 
     def feed(self, until: float) -> None:
@@ -86,7 +103,12 @@ class AudioPassthrough:
                     self._pending = packet
                     return
                 if end > self._start or start >= self._start:
+                    preroll = self._preroll.pop(packet.stream.index, None)
+                    if preroll is not None:
+                        self._mux(preroll)
                     self._mux(packet)
+                else:
+                    self._preroll[packet.stream.index] = packet
         except av.FFmpegError as exc:
             raise MattingError(f"{self.source}: carrying the audio over failed: {exc.strerror}") from None
 
@@ -115,10 +137,16 @@ class AudioPassthrough:
     def _mux(self, packet: av.Packet) -> None:
         route = self._routes[packet.stream.index]
         if not route.transcode:
+            shift = _ticks(self._offset, packet.time_base)
             packet.stream = route.target
+            if shift:
+                packet.pts = None if packet.pts is None else packet.pts - shift
+                packet.dts = None if packet.dts is None else packet.dts - shift
             self._output.mux(packet)
             return
         for frame in packet.decode():
+            if self._offset and frame.pts is not None:
+                frame.pts -= _ticks(self._offset, frame.time_base)
             self._output.mux(route.target.encode(frame))
 
     def _route(self, info: AudioInfo, fallback: str, codecs: frozenset[str]) -> _Route:
@@ -146,6 +174,10 @@ def _span(packet: av.Packet) -> tuple[float, float]:
     ts = packet.pts if packet.pts is not None else packet.dts
     start = float(ts * packet.time_base)
     return start, start + float((packet.duration or 0) * packet.time_base)
+
+
+def _ticks(seconds: float, time_base: Fraction) -> int:
+    return round(Fraction(seconds) / time_base)
 
 
 def _listed(codec: str, codecs: frozenset[str]) -> bool:

@@ -53,6 +53,9 @@ class Format:
     audio_codecs: frozenset[str] = frozenset()
     even_size: bool = False  # 4:2:0 H.264 needs even width and height
     muxer_options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # "source": the source's timestamps, so a segment sits where it was on an editor's timeline;
+    # "zero": the first frame at 0, what browsers need (no empty edit, the duration is the content's).
+    timestamps: str = "source"
 
     def holds(self, content: str) -> bool:
         return content in self.pixel_formats
@@ -98,6 +101,7 @@ FORMATS: Mapping[str, Format] = _frozen(
             options=_frozen({c: _frozen(_VP9) for c in CONTENTS}),
             description="VP9 with alpha, for the web",
             audio_fallback="libopus",
+            timestamps="zero",
         ),
         "png": Format(
             name="png",
@@ -129,11 +133,14 @@ FORMATS: Mapping[str, Format] = _frozen(
             audio_fallback="aac",
             audio_codecs=EDITOR_AUDIO,
             even_size=True,
+            timestamps="zero",
             # moov before mdat: a browser plays while it downloads instead of fetching the end first.
             muxer_options=_frozen({"movflags": "+faststart"}),
         ),
     }
 )
+
+TIMESTAMPS = ("source", "zero")
 
 DEFAULT_FORMATS = MappingProxyType({"rgba": "mov", "alpha": "mp4", "composite": "mp4"})
 _TAGS = MappingProxyType({"rgba": "matte", "alpha": "alpha", "composite": "composite"})
@@ -168,6 +175,7 @@ class OutputSpec:
     codec_options: Mapping[str, str] = field(default_factory=dict)
     audio: bool = True
     audio_out: Path | None = None
+    timestamps: str | None = None  # "source" or "zero"; None: the format's default
 
 
 @dataclass(frozen=True)
@@ -185,6 +193,7 @@ class OutputPlan:
     height: int
     audio: bool
     audio_out: Path | None
+    timestamps: str = "source"
 
 
 def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
@@ -205,6 +214,9 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
     pixel_format = fmt.pixel_formats[spec.content]
     _check_encoder(path, fmt.codec, pixel_format, width, height, info.time_base, options)
     audio_out = _check_audio_out(spec, fmt, path, info)
+    timestamps = spec.timestamps or fmt.timestamps
+    if timestamps not in TIMESTAMPS:
+        raise MattingError(f"{path}: unknown timestamps {timestamps!r}; one of {', '.join(TIMESTAMPS)}")
     return OutputPlan(
         path=path,
         content=spec.content,
@@ -217,6 +229,7 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
         height=height,
         audio=spec.audio,
         audio_out=audio_out,
+        timestamps=timestamps,
     )
 
 

@@ -59,8 +59,8 @@ class DecodedAudio:
     def transcoded(self) -> list[str]:
         return [self._stream.codec_context.name]
 
-    def begin(self, start: float | None = None) -> None:
-        """Sample 0 of the file is `start` seconds on the source's clock (0 when None)."""
+    def begin(self, start: float | None = None, offset: float = 0.0) -> None:
+        """Sample 0 of the file is `start` seconds on the source's clock (0 when None); `offset`: unused."""
         if start is not None:
             self._origin = round(start * self._rate)
             self._input.seek(max(0, int(start * av.time_base)), backward=True)

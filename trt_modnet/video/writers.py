@@ -81,6 +81,7 @@ class Writer:
         self._state = _State.OPEN
         self._written = 0
         self._last_pts: int | None = None
+        self._offset: int | None = None  # subtracted from every pts: the first frame's with --timestamps zero
         self._last_step = _frame_step(source.info)
         self._reformatter = VideoReformatter()
         self._audio: AudioPassthrough | DecodedAudio | None = None
@@ -100,7 +101,9 @@ class Writer:
         try:
             pts = self._pts(frame)
             video = self._video_frame(image)
-            video.pts, video.time_base = pts, self._time_base
+            if self._offset is None:
+                self._offset = pts if self.plan.timestamps == "zero" else 0
+            video.pts, video.time_base = pts - self._offset, self._time_base
             for name, value in self._frame_tags.items():
                 setattr(video, name, value)
             with self._errors(f"writing frame {frame.index}"):
@@ -110,7 +113,8 @@ class Writer:
                     if self._written == 0:
                         # A decoded side file starts with the first frame; a container keeps the lead-in.
                         decoded = isinstance(self._audio, DecodedAudio)
-                        self._audio.begin(time if self._segment or decoded else None)
+                        offset = float(self._offset * self._time_base)
+                        self._audio.begin(time if self._segment or decoded else None, offset)
                     self._audio.feed(time)
             self._written += 1
         except BaseException:
@@ -168,6 +172,10 @@ class Writer:
         staging = Staging(plan.path, folder=plan.folder)
         self._stagings.append(staging)
         target, options = _container_target(plan, staging.temp)
+        if plan.format.muxer in ("mov", "mp4") and plan.audio and info.audio:
+            # Edit lists count in the movie timescale (1000 by default): at the sample rate, a segment's
+            # audio starts on its exact sample.
+            options["movie_timescale"] = str(info.audio[0].sample_rate)
         self._container = self._open_container(target, plan.format.muxer, options)
         self._stream = self._add_video_stream()
         audio = info.audio if plan.audio and not info.is_image else ()

@@ -63,7 +63,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         f"engine covers 1080p landscape frames in batches of 1 to {DEFAULT_BATCH}. "
         f"Presets: {', '.join(PRESETS)}.",
     )
-    p.add_argument("model", type=Path, help="MODNet ONNX (input [N,3,H,W] float, output [N,1,H,W] float)")
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="a model name (photographic, webcam), a MODNet .onnx or .ckpt, or a URL (#sha256=HEX pins it); "
+        "default: $TRT_MODNET_MODEL, else photographic (downloaded and cached on first use)",
+    )
     p.add_argument(
         "--outputs",
         type=_outputs,
@@ -192,9 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise MattingError(f"cannot build TensorRT engines here: {reason}")
     from trt_modnet.graph import DeploySpec, build
     from trt_modnet.modelfile import load_modnet
+    from trt_modnet.models import resolve_model
 
     profiles = frame_profiles(args)
-    modnet = load_modnet(args.model)
+    modnet = load_modnet(resolve_model(args.model))
     spec = DeploySpec(outputs=args.outputs, ref_size=args.ref_size, fp16=True)
     loader = EngineLoader(
         build(modnet, spec),

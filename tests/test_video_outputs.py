@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 import wave
@@ -210,3 +211,30 @@ def test_timestamps_source_or_zero(tmp_path: Path, fmt: str, mode: str | None, f
     if fmt != "webm":
         empty = [e for e in elst(mp4_boxes(out)[b"elst"][0]) if e[1] == -1]
         assert bool(empty) == (first > 0)
+
+
+@pytest.mark.parametrize("fmt", ["mov", "mp4"])
+def test_constant_rate_matroska_stays_constant_rate(tmp_path: Path, fmt: str) -> None:
+    """30 fps stored in milliseconds (0, 33, 67, ...) goes out on its grid; Opus -> AAC steps 1024."""
+    out = tmp_path / f"out.{fmt}"
+    _write(need(VIDEOS / "pancake_240p.mkv"), {fmt: OutputSpec(path=out, content="composite")}, duration=0.5)
+    pts, time_base = video_pts(out)
+    assert {b - a for a, b in itertools.pairwise(pts)} == {Fraction(1, 30) / time_base}
+    with av.open(str(out)) as container:
+        audio = [p.pts for p in container.demux(audio=0) if p.size]
+    assert {b - a for a, b in itertools.pairwise(audio)} == {1024}
+
+
+def test_variable_rate_stays_variable_rate(tmp_path: Path) -> None:
+    times = [0, 40, 100, 140, 240, 250]  # milliseconds, a capture's irregular frames
+    source = make_clip(
+        tmp_path / "vfr.mkv",
+        [pattern(48, 64, i) for i in range(len(times))],
+        time_base=Fraction(1, 1000),
+        pts=times,
+        container_format="matroska",
+    )
+    out = tmp_path / "out.mov"
+    _write(source, {"mov": OutputSpec(path=out)})
+    pts, time_base = video_pts(out)
+    assert [p * time_base for p in pts] == [Fraction(t, 1000) for t in times]

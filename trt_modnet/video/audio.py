@@ -43,6 +43,7 @@ class _Route:
     source: av.AudioStream
     target: av.AudioStream
     transcode: bool
+    next_sample: int | None = None  # where the next decoded frame starts, counted in samples
 
 
 class AudioPassthrough:
@@ -145,9 +146,22 @@ class AudioPassthrough:
             self._output.mux(packet)
             return
         for frame in packet.decode():
-            if self._offset and frame.pts is not None:
-                frame.pts -= _ticks(self._offset, frame.time_base)
+            self._count_samples(route, frame)
             self._output.mux(route.target.encode(frame))
+
+    def _count_samples(self, route: _Route, frame: av.AudioFrame) -> None:
+        """Give a decoded frame its pts in samples: one after the other, as the encoder's frames are.
+
+        A coarse time base (Matroska's milliseconds) rounds each frame's start; rescaled, AAC's 1024-sample
+        packets would step 1008/1024/1056. The source's time only (re)starts the count: first, after a gap.
+        """
+        if frame.pts is None:
+            return
+        at = round((frame.pts * Fraction(frame.time_base) - Fraction(self._offset)) * frame.sample_rate)
+        if route.next_sample is None or abs(at - route.next_sample) > frame.samples:
+            route.next_sample = at
+        frame.pts, frame.time_base = route.next_sample, Fraction(1, frame.sample_rate)
+        route.next_sample += frame.samples
 
     def _route(self, info: AudioInfo, fallback: str, codecs: frozenset[str]) -> _Route:
         source = self._input.streams[info.index]

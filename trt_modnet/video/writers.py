@@ -40,6 +40,7 @@ from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, valida
 from trt_modnet.video.info import FIELD_PROGRESSIVE, RANGE_LIMITED, Frame, VideoInfo
 from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
+from trt_modnet.video.timeline import Grid
 
 log = logging.getLogger("trt_modnet")
 
@@ -77,12 +78,16 @@ class Writer:
         self.path = plan.path
         self._info = source.info
         self._segment = source.start is not None or source.duration is not None
-        self._time_base = source.info.time_base
+        rate = source.info.average_rate or source.info.real_rate
+        grid_rate = source.info.real_rate or rate  # the stream's frame rate, not its frame count / duration
+        tb = source.info.time_base
+        self._grid = Grid(grid_rate, tb) if grid_rate and Grid.needed(grid_rate, tb) else None
+        self._time_base = self._grid.time_base if self._grid else tb
         self._state = _State.OPEN
         self._written = 0
         self._last_pts: int | None = None
         self._offset: int | None = None  # subtracted from every pts: the first frame's with --timestamps zero
-        self._last_step = _frame_step(source.info)
+        self._last_step = _frame_step(rate, self._time_base)
         self._reformatter = VideoReformatter()
         self._audio: AudioPassthrough | DecodedAudio | None = None
         self._stagings: list[Staging] = []
@@ -268,6 +273,8 @@ class Writer:
         """The frame's pts in the output time base; strictly increasing."""
         if frame.pts is None:
             pts = 0 if self._last_pts is None else self._last_pts + self._last_step
+        elif self._grid is not None:
+            pts = self._grid.pts(frame.pts * Fraction(frame.time_base))
         elif frame.time_base == self._time_base:
             pts = frame.pts
         else:
@@ -323,11 +330,10 @@ def _container_target(plan: OutputPlan, temp: Path) -> tuple[Path, dict[str, str
     return temp, dict(plan.format.muxer_options)
 
 
-def _frame_step(info: VideoInfo) -> int:
-    rate = info.average_rate or info.real_rate
+def _frame_step(rate: Fraction | None, time_base: Fraction) -> int:
     if not rate:
         return 1
-    return max(1, round(1 / (rate * info.time_base)))
+    return max(1, round(1 / (rate * time_base)))
 
 
 def _mark_default(container: av.container.OutputContainer) -> None:

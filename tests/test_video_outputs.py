@@ -80,13 +80,15 @@ def test_colour_tags_agree_in_container_and_bitstream(tmp_path: Path, source: st
         else make_clip(tmp_path / "sd.mp4", [pattern(48, 64, i) for i in range(2)])
     )
     outputs = _outputs(tmp_path, "out")
-    _write(path, outputs, duration=0.08)
+    if source == "hd":  # VP9 and FFV1 at 720p cost seconds; the SD case checks their tags
+        outputs = {f: outputs[f] for f in ("mov", "mp4")}
+    _write(path, outputs, duration=0.05)
     primaries, transfer, matrix = tags
     mov = outputs["mov"].path
     assert [colr(b) for b in mp4_boxes(mov)[b"colr"]] == [(b"nclc", primaries, transfer, matrix)]
     assert prores_frame_colour(mov) == tags
     assert [colr(b)[1:] for b in mp4_boxes(outputs["mp4"].path)[b"colr"]] == [tags]
-    for fmt in ("mkv", "webm"):
+    for fmt in set(outputs) & {"mkv", "webm"}:
         found = ebml_elements(outputs[fmt].path, {0x55BB: "primaries", 0x55BA: "transfer"})
         assert (found["primaries"], found["transfer"]) == ([primaries], [transfer]), fmt
 
@@ -217,7 +219,7 @@ def test_timestamps_source_or_zero(tmp_path: Path, fmt: str, mode: str | None, f
 def test_constant_rate_matroska_stays_constant_rate(tmp_path: Path, fmt: str) -> None:
     """30 fps stored in milliseconds (0, 33, 67, ...) goes out on its grid; Opus -> AAC steps 1024."""
     out = tmp_path / f"out.{fmt}"
-    _write(need(VIDEOS / "pancake_240p.mkv"), {fmt: OutputSpec(path=out, content="composite")}, duration=0.5)
+    _write(need(VIDEOS / "pancake_240p.mkv"), {fmt: OutputSpec(path=out, content="composite")}, duration=0.3)
     pts, time_base = video_pts(out)
     assert {b - a for a, b in itertools.pairwise(pts)} == {Fraction(1, 30) / time_base}
     with av.open(str(out)) as container:

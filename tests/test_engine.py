@@ -574,6 +574,7 @@ class HostCudart:
         self.event_flags: dict[int, int] = {}
         self.host_waits: list[int] = []  # flags of every event the host waited on
         self.copies: list[tuple[object, int]] = []  # (kind, bytes) of every copy
+        self.sources: list[int] = []  # and where it read from
 
     def __getattr__(self, name: str) -> object:  # enums and constants come from the real bindings
         return getattr(self.real, name)
@@ -593,6 +594,7 @@ class HostCudart:
 
     def cudaMemcpyAsync(self, dst: int, src: int, nbytes: int, kind: object, stream: int) -> tuple[object]:
         self.copies.append((kind, nbytes))
+        self.sources.append(src)
         for ptr in (dst, src):
             base = max((b for b in self.memory if b <= ptr), default=None)
             assert base is not None and ptr + nbytes <= base + len(self.memory[base]), "copy outside a buffer"
@@ -744,6 +746,74 @@ def test_runner_data_path_keeps_batches_apart_and_frees_everything(host_cudart: 
     assert host_cudart.host_waits and all(
         f & host_cudart.real.cudaEventBlockingSync for f in host_cudart.host_waits
     )
+
+
+def test_frames_decoded_into_the_runners_pinned_buffers_are_uploaded_from_there(
+    host_cudart: HostCudart,
+) -> None:
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    rng = np.random.default_rng(5)
+    background = rng.integers(0, 256, (1, 36, 52, 3), dtype=np.uint8)
+    with TensorRTRunner(HostSource(HOST_IO), outputs=("rgba",)) as runner:
+        with pytest.raises(RuntimeError, match="prepare"):
+            runner.frame_buffers(2)
+        runner.prepare(36, 52, 4)
+        pool = runner.frame_buffers(3)
+        assert [b.shape for b in pool] == [(4, 36, 52, 3)] * 3
+        for buffer, n in zip(pool, (4, 3, 1), strict=True):
+            buffer[:n] = rng.integers(0, 256, (n, 36, 52, 3), dtype=np.uint8)
+            host_cudart.sources.clear()
+            out = runner.result(runner.submit({"frames": buffer[:n], "background": background}))
+            assert buffer.ctypes.data in host_cudart.sources  # no host copy into the slot first
+            alpha = _alpha(buffer[:n], 0.5)
+            assert np.array_equal(out["rgba"], np.concatenate([buffer[:n], alpha[..., None]], axis=-1))
+    assert host_cudart.memory == {}
+
+
+class PoolRunner(EchoRunner):
+    """Records whether every batch it was given lies in the buffers it handed out."""
+
+    def frame_buffers(self, count: int) -> list[np.ndarray]:
+        self.pool = super().frame_buffers(count)
+        self.foreign = 0
+        return self.pool
+
+    def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
+        self.foreign += not any(feeds["frames"].ctypes.data == b.ctypes.data for b in self.pool)
+        super()._submit(slot, feeds)
+
+
+def test_the_pipeline_decodes_into_the_runners_frame_buffers() -> None:
+    from fractions import Fraction
+
+    from trt_modnet.pipeline import Pipeline, PipelineSettings
+    from trt_modnet.video import Frame
+
+    images = np.random.default_rng(2).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
+    frames = [Frame(image=im, pts=i, time_base=Fraction(1, 25), index=i) for i, im in enumerate(images)]
+
+    class Collect:
+        def __init__(self) -> None:
+            self.images: list[np.ndarray] = []
+
+        def write(self, image: np.ndarray, frame: Frame) -> None:
+            self.images.append(image.copy())
+
+        def close(self) -> None:
+            pass
+
+    writer = Collect()
+    grey = types.SimpleNamespace(
+        prepare=lambda h, w: None, batch=lambda n: np.full((1, 32, 48, 3), 128, np.uint8)
+    )
+    with PoolRunner(depth=2) as runner:
+        settings = PipelineSettings(batch=3, depth=2)
+        count = Pipeline(runner, [("composite", writer)], settings=settings, background=grey).run(
+            frames, 32, 48
+        )  # type: ignore[arg-type, list-item]
+        assert count == 7 and runner.foreign == 0
+    assert np.array_equal(np.stack(writer.images), images // 2 + 64)
 
 
 class NanContext(HostContext):

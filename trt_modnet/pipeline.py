@@ -121,8 +121,8 @@ class Pipeline:
         if self.background is not None:
             self.background.prepare(height, width)
         pool: queue.Queue[np.ndarray] = queue.Queue()
-        for _ in range(s.depth + s.queue_batches + 1):
-            pool.put(np.empty((s.batch, height, width, 3), np.uint8))
+        for buffer in self.runner.frame_buffers(s.depth + s.queue_batches + 1):  # pinned on TensorRT
+            pool.put(buffer)
         decoded: queue.Queue[Any] = queue.Queue(maxsize=s.queue_batches)
         encode_queues = [queue.Queue[Any](maxsize=s.queue_batches) for _ in self.writers]
 

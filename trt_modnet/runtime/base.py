@@ -89,6 +89,20 @@ class Runner(ABC):
         self.max_batch = batch
         self.state = State.PREPARED
 
+    def frame_buffers(self, count: int) -> list[np.ndarray]:
+        """`count` uint8 arrays [batch, H, W, 3] (the prepared size) for the caller to decode frames into.
+
+        Submitting frames that are a leading slice (`buffer[:n]`) of one lets a runner skip a copy (the
+        TensorRT runner's are pinned: the upload reads them where they were decoded). Rewrite a buffer only
+        after collecting the result of the batch that used it. Valid until the next `prepare` or `close`.
+        The default is plain numpy arrays; runners override it only to offer memory of their own.
+        """
+        if self.state is not State.PREPARED or self.frame_size is None:
+            self._check_open()
+            raise RuntimeError("call prepare(height, width, batch) before frame_buffers")
+        height, width = self.frame_size
+        return [np.empty((self.max_batch, height, width, 3), np.uint8) for _ in range(count)]
+
     def submit(self, feeds: Mapping[str, np.ndarray]) -> int:
         """Start one batch; returns a ticket for `result`. Feeds are named uint8 NHWC arrays.
 

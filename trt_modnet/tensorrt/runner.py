@@ -78,6 +78,7 @@ class TensorRTRunner(Runner):
         # A one-row background (colour, image) is uploaded once per video; batches that pass the same array
         # again bind this copy. Holding the array keeps the identity check sound.
         self._plate: tuple[np.ndarray, DeviceBuffer] | None = None
+        self._frame_pool: dict[int, PinnedBuffer] = {}  # address -> the pinned frame buffers handed out
 
     def _prepare(self, height: int, width: int, batch: int) -> None:
         # Not prepared until this succeeds: a failed prepare must not leave the last video's state usable.
@@ -141,6 +142,26 @@ class TensorRTRunner(Runner):
                 shapes[t.name] = _output_shape(self._context, t.name)
         return shapes
 
+    def frame_buffers(self, count: int) -> list[np.ndarray]:
+        """Pinned buffers for decoded frames: frames submitted from them are uploaded without a host copy.
+
+        Not write-combined: the pipeline reads frames back (preview, smoothing), which would crawl.
+        """
+        super().frame_buffers(count)  # checks the state
+        assert self.frame_size is not None
+        shape = (self.max_batch, *self.frame_size, 3)
+        nbytes = int(np.prod(shape))
+        buffers = [self._video.enter_context(PinnedBuffer(nbytes)) for _ in range(count)]
+        self._frame_pool.update((b.ptr, b) for b in buffers)
+        return [b.view(shape) for b in buffers]
+
+    def _pinned(self, array: np.ndarray) -> PinnedBuffer | None:
+        """The pinned frame buffer `array` is a leading slice of, if any."""
+        found = self._frame_pool.get(array.ctypes.data)
+        return (
+            found if found is not None and array.flags.c_contiguous and array.nbytes <= found.nbytes else None
+        )
+
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
         assert self._loaded is not None and self._compute is not None
         s = self._slots[slot]
@@ -149,8 +170,11 @@ class TensorRTRunner(Runner):
             device = self._static_plate(s, feeds[name]) if name == "background" else None
             if device is None:
                 device = s.device[name]
-                np.copyto(s.host[name].view(array.shape), array)
-                copy_to_device(device, s.host[name], array.nbytes, s.stream)
+                host = self._pinned(array) if name == "frames" else None
+                if host is None:
+                    host = s.host[name]
+                    np.copyto(host.view(array.shape), array)
+                copy_to_device(device, host, array.nbytes, s.stream)
             _set_input_shape(self._context, name, array.shape)
             _set_address(self._context, name, device.ptr)
         s.inputs_ready.record(s.stream)
@@ -232,6 +256,7 @@ class TensorRTRunner(Runner):
             self._context = None  # before its engine; TensorRT frees the context's activation memory
             self._slots = []
             self._plate = None
+            self._frame_pool = {}
             self._compute = None
             self._loaded = None
             video, self._video = self._video, ExitStack()

@@ -183,6 +183,15 @@ def test_a_torch_checkpoint_of_another_network_is_not_modnet(home: Path, tmp_pat
     torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3)}, path)
     with pytest.raises(MattingError, match=r"not a MODNet checkpoint.*no tensor"):
         resolve_model(str(path))
+    state = torch.load(need(CHECKPOINT), weights_only=True)
+    state["module.hr_branch.conv_hr4x.1.layers.0.weight"] = torch.zeros(64, 60, 3, 3)
+    torch.save(state, path)
+    with pytest.raises(
+        MattingError,
+        match=r"not a MODNet checkpoint \(hr_branch.conv_hr4x.1.layers.0.weight is \(64, 60, 3, 3\)",
+    ):
+        resolve_model(str(path))
+    assert cached_files(home) == []
 
 
 def _real_inputs() -> np.ndarray:

@@ -8,13 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime as ort
 
 from trt_modnet.errors import MattingError
+from trt_modnet.modelfile import INPUT_NAME
 from trt_modnet.models.cache import file_digest, locked, models_dir
-from trt_modnet.models.emit import build_modnet_onnx
+from trt_modnet.models.emit import ShapeMismatch, build_modnet_onnx
 from trt_modnet.models.torchfile import read_tensors
 
 _WRAPPER_KEYS = ("state_dict", "model_state_dict", "model", "modnet", "net")
+# The smallest input MODNet takes (a multiple of 32), enough to check that every tensor fits.
+_PROBE = 32
 _TORCH_HINT = (
     "export it with the torch extra: pip install 'trt_modnet[torch]', then "
     "`python -m trt_modnet.export CKPT -o model.onnx`"
@@ -43,14 +47,26 @@ def checkpoint_to_model(ckpt: Path) -> onnx.ModelProto:
         model = build_modnet_onnx(state)
     except KeyError as exc:
         raise MattingError(f"{ckpt}: not a MODNet checkpoint (no tensor {exc.args[0]})") from None
+    except ShapeMismatch as exc:
+        raise MattingError(f"{ckpt}: not a MODNet checkpoint ({exc})") from None
+    _check_runs(model, ckpt)
+    return model
+
+
+def _check_runs(model: onnx.ModelProto, ckpt: Path) -> None:
+    """Run the graph once on a small input: tensors of the wrong shapes fail here, with one clear line."""
     try:
-        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
-    except onnx.shape_inference.InferenceError as exc:
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        (matte,) = session.run(None, {INPUT_NAME: np.zeros((1, 3, _PROBE, _PROBE), np.float32)})
+    except Exception as exc:  # ONNX Runtime raises its own exception types
         first = str(exc).strip().splitlines()[0][:200]
         raise MattingError(
-            f"{ckpt}: not a MODNet checkpoint (its tensor shapes do not fit: {first})"
+            f"{ckpt}: not a MODNet checkpoint (its tensors do not fit MODNet: {first})"
         ) from None
-    return model
+    if matte.shape != (1, 1, _PROBE, _PROBE) or not np.isfinite(matte).all():
+        raise MattingError(
+            f"{ckpt}: not a usable MODNet checkpoint (its matte is {matte.shape}, or not finite)"
+        )
 
 
 def modnet_state(raw: object, path: Path) -> dict[str, np.ndarray]:

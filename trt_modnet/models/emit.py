@@ -27,6 +27,10 @@ _HR = 32
 Weights = Mapping[str, np.ndarray]
 
 
+class ShapeMismatch(ValueError):
+    """A tensor does not fit where MODNet uses it (ONNX Runtime does not always notice)."""
+
+
 class _Graph:
     """Accumulates nodes and initializers under unique names."""
 
@@ -35,6 +39,7 @@ class _Graph:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[onnx.TensorProto] = []
         self._count = 0
+        self.channels: dict[str, int] = {INPUT_NAME: 3}
 
     def const(self, value: np.ndarray, hint: str) -> str:
         name = self._name(hint)
@@ -44,6 +49,9 @@ class _Graph:
     def op(self, op_type: str, inputs: list[str], hint: str, outputs: int = 1, **attrs: object) -> str:
         names = [self._name(f"{hint}/{op_type}") for _ in range(outputs)]
         self.nodes.append(helper.make_node(op_type, inputs, names, **attrs))
+        known = [self.channels[i] for i in inputs if i in self.channels]
+        if known:
+            self.channels[names[0]] = sum(known) if op_type == "Concat" else known[0]
         return names[0] if outputs == 1 else names  # type: ignore[return-value]
 
     def _name(self, hint: str) -> str:
@@ -60,8 +68,12 @@ class _Graph:
             scale = self.w[f"{bn}.weight"] / np.sqrt(self.w[f"{bn}.running_var"] + np.float32(_EPS))
             weight = weight * scale[:, None, None, None]
             bias = (bias - self.w[f"{bn}.running_mean"]) * scale + self.w[f"{bn}.bias"]
+        if weight.shape[1] * groups != self.channels[x]:
+            raise ShapeMismatch(
+                f"{prefix}.weight is {weight.shape}, where MODNet has {self.channels[x]} channels"
+            )
         k = weight.shape[2]
-        return self.op(
+        y = self.op(
             "Conv",
             [x, self.const(weight, prefix), self.const(bias, prefix)],
             prefix,
@@ -70,6 +82,8 @@ class _Graph:
             pads=[k // 2] * 4,
             group=groups,
         )
+        self.channels[y] = weight.shape[0]
+        return y
 
     def relu6(self, x: str, hint: str) -> str:
         lo = self.const(np.array(0.0, np.float32), "zero")
@@ -96,6 +110,8 @@ def _conv_ibn_relu(g: _Graph, x: str, prefix: str, stride: int = 1, *, ibn: bool
     channels = g.w[f"{prefix}.layers.0.weight"].shape[0]
     sizes = g.const(np.array([half, channels - half], np.int64), f"{prefix}/split")
     b, i = g.op("Split", [y, sizes], prefix, outputs=2, axis=1)
+    if not 0 < half < channels or g.w[f"{bn}.running_var"].shape != (half,):
+        raise ShapeMismatch(f"{bn} has {half} channels of the {channels} that MODNet normalises")
     b = g.op(
         "BatchNormalization",
         [b, *(g.const(g.w[f"{bn}.{k}"], bn) for k in ("weight", "bias", "running_mean", "running_var"))],
@@ -137,6 +153,11 @@ def _inverted_residual(g: _Graph, x: str, p: str, expansion: int, stride: int, s
 
 def _se_block(g: _Graph, x: str) -> str:
     p = "lr_branch.se_block.fc"
+    squeeze, excite = g.w[f"{p}.0.weight"].shape, g.w[f"{p}.2.weight"].shape
+    if squeeze[1] != g.channels[x] or excite != (g.channels[x], squeeze[0]):
+        raise ShapeMismatch(
+            f"{p} weights are {squeeze} and {excite}, where MODNet has {g.channels[x]} channels"
+        )
     w = g.op("Flatten", [g.op("GlobalAveragePool", [x], p)], p, axis=1)
     w = g.op("Relu", [g.op("MatMul", [w, g.const(g.w[f"{p}.0.weight"].T, p)], p)], p)
     w = g.op("Sigmoid", [g.op("MatMul", [w, g.const(g.w[f"{p}.2.weight"].T, p)], p)], p)
@@ -173,6 +194,8 @@ def build_modnet_onnx(weights: Weights) -> onnx.ModelProto:
     """The matte-only graph: `input` float32 [N,3,H,W] in [-1,1] -> `output` [N,1,H,W], dynamic N, H, W."""
     g = _Graph(weights)
     matte = _matte(g, INPUT_NAME)
+    if g.channels[matte] != 1:
+        raise ShapeMismatch(f"the matte has {g.channels[matte]} channels, not 1")
     g.nodes.append(helper.make_node("Identity", [matte], [OUTPUT_NAME]))
     dims = ["batch_size", None, "height", "width"]
     graph = helper.make_graph(

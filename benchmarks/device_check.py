@@ -424,6 +424,161 @@ def _check(runner: Any, ticket: int, index: int, expected: list[dict[str, np.nda
             )
 
 
+class _NoopContext:
+    """An execution context that computes nothing: what is left is the runner's own host-side cost."""
+
+    def __init__(self) -> None:
+        self.shapes: dict[str, tuple[int, ...]] = {}
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.shapes[name] = tuple(shape)
+        return True
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        n, h, w, _ = self.shapes["frames"]
+        return {"alpha": (n, h, w), "rgba": (n, h, w, 4), "composite": (n, h, w, 3)}[name]
+
+    def set_tensor_address(self, name: str, ptr: int) -> bool:
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        return True
+
+
+class _CompositeContext(_FakeContext):
+    """composite = background where G < 128, else the frame: checks the background paths byte for byte."""
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        n, h, w, _ = self.shapes["frames"]
+        return {"composite": (n, h, w, 3)}[name]
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        cp = self.cupy
+        with cp.cuda.ExternalStream(stream_handle):
+            frames = self._view("frames", self.shapes["frames"], cp.uint8)
+            background = self._view("background", self.shapes["background"], cp.uint8)
+            out = self._view("composite", self.shapes["frames"], cp.uint8)
+            out[...] = cp.where(frames[..., 1:2] < 128, background, frames)
+        self.runs += 1
+        return True
+
+
+def _source(context: Any, outputs: tuple[str, ...], background: bool = False) -> Any:
+    from trt_modnet.tensorrt import LoadedEngine, TensorIO
+
+    u8 = np.dtype(np.uint8)
+    io = (
+        TensorIO("frames", True, u8),
+        *((TensorIO("background", True, u8),) if background else ()),
+        *(TensorIO(name, False, u8) for name in outputs),
+    )
+
+    class Source:
+        def __call__(self, height: int, width: int, batch: int) -> Any:
+            return LoadedEngine(engine=_FakeEngine(context), profile=0, io=io, feeds={})
+
+        def close(self) -> None:
+            pass
+
+    return Source()
+
+
+def composite_paths() -> dict[str, Any]:
+    """Composites over a static plate (uploaded once) and over per-frame backgrounds, every byte checked."""
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    cupy = _cupy()
+    rng = np.random.default_rng(4)
+    frames = [rng.integers(0, 256, (4, 720, 1280, 3), dtype=np.uint8) for _ in range(3)] * 3
+    plate = rng.integers(0, 256, (1, 720, 1280, 3), dtype=np.uint8)
+    context = _CompositeContext(cupy, work=0)
+    checked = 0
+    with TensorRTRunner(_source(context, ("composite",), background=True), outputs=("composite",)) as runner:
+        runner.prepare(720, 1280, 4)
+        for i, batch in enumerate(frames):
+            background = plate if i % 2 else rng.integers(0, 256, batch.shape, dtype=np.uint8)
+            out = runner.result(runner.submit({"frames": batch, "background": background}))["composite"]
+            want = np.where(batch[..., 1:2] < 128, np.broadcast_to(background, batch.shape), batch)
+            if not np.array_equal(out, want):
+                raise AssertionError(f"batch {i}: composite differs ({'plate' if i % 2 else 'per frame'})")
+            checked += 1
+    return {"batches": checked}
+
+
+def prepare_twice() -> dict[str, Any]:
+    """prepare() at 1080p, then 4K, then 1080p again, then close: no device memory is left behind."""
+    from cuda.bindings import runtime as cudart
+
+    from trt_modnet.tensorrt import TensorRTRunner, cuda
+
+    def free() -> int:
+        cuda.check(cudart.cudaDeviceSynchronize(), "cudaDeviceSynchronize()")
+        return int(cuda.check(cudart.cudaMemGetInfo(), "cudaMemGetInfo()")[0])
+
+    before = free()
+    peak = 0
+    with TensorRTRunner(_source(_NoopContext(), ("alpha", "rgba")), outputs=("alpha", "rgba")) as runner:
+        for height, width, batch in ((1080, 1920, 4), (2160, 3840, 2), (1080, 1920, 4)):
+            runner.prepare(height, width, batch)
+            pool = runner.frame_buffers(3)
+            runner.result(runner.submit({"frames": pool[0]}))
+            peak = max(peak, before - free())
+    leaked = before - free()
+    if leaked > 16 * MIB:
+        raise AssertionError(f"{leaked / MIB:.0f} MiB of device memory not returned")
+    return {"peak_mib": peak / MIB, "leaked_mib": leaked / MIB}
+
+
+def blocking_sync() -> dict[str, Any]:
+    """Host CPU time and wall time of waiting for 256 MiB of copies: blocking-sync event against spinning."""
+    from trt_modnet.tensorrt import cuda
+
+    n = 256 * MIB
+    figures: dict[str, Any] = {}
+    with cuda.Stream() as s, cuda.PinnedBuffer(n) as host, cuda.DeviceBuffer(n) as dev:
+        for blocking in (False, True):
+            with cuda.Event(blocking=blocking) as done:
+                cpu, wall = [], []
+                for _ in range(5):
+                    for _ in range(4):
+                        cuda.copy_to_device(dev, host, n, s)
+                    done.record(s)
+                    c0, w0 = time.process_time(), time.perf_counter()
+                    done.synchronize()
+                    cpu.append(time.process_time() - c0)
+                    wall.append(time.perf_counter() - w0)
+            name = "blocking" if blocking else "spin"
+            figures[f"{name}_cpu_ms"] = 1e3 * float(np.median(cpu))
+            figures[f"{name}_wall_ms"] = 1e3 * float(np.median(wall))
+    return figures
+
+
+def host_ceiling(
+    sizes: tuple[tuple[int, int], ...] = ((1080, 1920), (2160, 3840)), batches: int = 24
+) -> dict[str, Any]:
+    """Frames per second of the runner around an engine that computes nothing (batch 4, depth 2), frames
+    from its pinned frame buffers and from plain numpy: the most any engine can get through it."""
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    figures: dict[str, Any] = {}
+    for height, width in sizes:
+        with TensorRTRunner(_source(_NoopContext(), ("rgba",)), outputs=("rgba",), depth=2) as runner:
+            runner.prepare(height, width, 4)
+            pinned = runner.frame_buffers(3)
+            plain = [np.zeros_like(b) for b in pinned]
+            for label, pool in (("pinned", pinned), ("numpy", plain)):
+                pending: deque[int] = deque()
+                started = time.perf_counter()
+                for i in range(batches):
+                    if len(pending) == 2:
+                        runner.result(pending.popleft())
+                    pending.append(runner.submit({"frames": pool[i % len(pool)]}))
+                while pending:
+                    runner.result(pending.popleft())
+                figures[f"fps_{height}p_{label}"] = 4 * batches / (time.perf_counter() - started)
+    return figures
+
+
 def main() -> int:
     report = Report()
     report.step("versions", versions)
@@ -439,6 +594,10 @@ def main() -> int:
         ("errors", errors),
         ("copy_compute_overlap", copy_compute_overlap),
         ("runner_pipeline", runner_pipeline),
+        ("composite_paths", composite_paths),
+        ("prepare_twice", prepare_twice),
+        ("blocking_sync", blocking_sync),
+        ("host_ceiling", host_ceiling),
     ):
         report.step(name, fn)
     report.save()

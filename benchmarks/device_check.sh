@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Device check for the GPU path without TensorRT: trt_modnet/tensorrt/cuda.py on a real GPU (pinned round trip,
 # copies overlapping on two streams, events, errors) and the TensorRT runner's stream/event pipeline driven
-# by a stand-in engine that runs CuPy kernels. Run from the repository root on a GPU machine:
+# by a stand-in engine that runs CuPy kernels: composites over static and per-frame backgrounds, prepare()
+# at two sizes without leaking device memory, blocking-sync waits against spinning, and the runner's
+# host-side ceiling with an engine that computes nothing (1080p, 4K). Run from the repository root on a GPU
+# machine:
 #     bash benchmarks/device_check.sh            (figures as JSON in $OUT/device_check.json when OUT is set)
 # Needs python3 with numpy and cuda-bindings; CuPy for the kernel steps, which are skipped without it.
 # Every step is guarded and prints one line; the whole check stops itself after 240 s.

@@ -980,3 +980,12 @@ def test_a_profile_tensorrt_refuses_is_one_clear_error(tmp_path: Path, fake_buil
         "TensorRT set_shape('frames', min [1, 64, 64, 3], opt [4, 64, 64, 3], max [2, 64, 64, 3]) failed: "
         "Shape provided for opt is inconsistent with min and max"
     )
+
+
+def test_device_checks_host_ceiling_runs_on_emulated_cuda(host_cudart: HostCudart) -> None:
+    """The no-op-engine step of benchmarks/device_check.py, on the CPU (nobody here has a GPU)."""
+    from benchmarks import device_check
+
+    figures = device_check.host_ceiling(sizes=((36, 52),), batches=5)
+    assert set(figures) == {"fps_36p_pinned", "fps_36p_numpy"} and min(figures.values()) > 0
+    assert host_cudart.memory == {}

@@ -10,6 +10,7 @@ import numpy as np
 
 from trt_modnet.errors import MattingError
 from trt_modnet.video import Frame
+from trt_modnet.video.staging import Staging
 
 _THUMB_WIDTH = 320
 _CHECKER = 16
@@ -35,14 +36,23 @@ class ContactSheet:
         for i, item in enumerate(items):
             self.offer(item.index, frames[i], alpha[i])
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path, *, overwrite: bool = False) -> None:
+        """Write the PNG under a temporary name, then move it into place like every output."""
         if not self.rows:
             raise MattingError(f"{path}: no frames to preview")
         gap = np.full((_GAP, self.rows[0].shape[1], 3), 255, np.uint8)
         parts = [p for row in self.rows for p in (row, gap)][:-1]
-        sheet = cv2.cvtColor(np.concatenate(parts), cv2.COLOR_RGB2BGR)
-        if not cv2.imwrite(str(path), sheet):
-            raise MattingError(f"{path}: cannot write the preview image")
+        ok, png = cv2.imencode(".png", cv2.cvtColor(np.concatenate(parts), cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise MattingError(f"{path}: cannot encode the preview image")
+        staging = Staging(path, replace=overwrite)
+        try:
+            staging.temp.write_bytes(png.tobytes())
+            staging.commit()
+        except OSError as exc:
+            raise MattingError(f"{path}: cannot write the preview: {exc.strerror}") from None
+        finally:
+            staging.discard()
 
 
 def _row(frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:

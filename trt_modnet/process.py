@@ -17,24 +17,19 @@ from trt_modnet.background import open_background
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS, DeploySpec
-from trt_modnet.inputs import collect_inputs, is_image
+from trt_modnet.inputs import collect_inputs
 from trt_modnet.models import MODEL_ENV, resolve_model
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.ofd import SmoothedOutputs
 from trt_modnet.official import DEFAULT_REF_SIZE
 from trt_modnet.pipeline import Pipeline, PipelineSettings
+from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.preview import ContactSheet
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import open_runner
 from trt_modnet.summary import FileResult, print_summary
-from trt_modnet.video import (
-    FORMATS,
-    OutputSpec,
-    default_output_path,
-    open_reader,
-    open_writer,
-)
-from trt_modnet.video.formats import TIMESTAMPS, resolve_format
+from trt_modnet.video import FORMATS, open_reader, open_writer
+from trt_modnet.video.formats import TIMESTAMPS
 
 log = logging.getLogger("trt_modnet")
 
@@ -43,6 +38,8 @@ log = logging.getLogger("trt_modnet")
 class JobSettings:
     inputs: tuple[str, ...]
     output: Path | None = None
+    #: `-o` ended with a path separator: a folder of outputs even for one input.
+    output_folder: bool = False
     modes: tuple[str, ...] = ("rgba",)
     #: Extra outputs with explicit paths, e.g. (("alpha", Path("matte.mp4")),); single input only.
     extra_outputs: tuple[tuple[str, Path], ...] = ()
@@ -73,11 +70,11 @@ class JobSettings:
 def run_job(job: JobSettings) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
     inputs = collect_inputs(job.inputs, recursive=job.recursive)
-    _check_output_options(job, inputs)
-    if job.output is not None and len(inputs) > 1:
-        job.output.mkdir(parents=True, exist_ok=True)
-    plans = [(path, _plan_outputs(job, path, len(inputs))) for path in inputs]
-    needed = _graph_outputs(job, [specs for _, specs in plans])
+    plans = plan_run(job, inputs)
+    prepare_destinations(job, plans)
+    needed = _graph_outputs(job, plans)
+    if not any(plan.todo_paths and plan.problem is None for plan in plans):
+        return [_process_one(job, None, plan) for plan in plans]  # nothing to compute: no model needed
     results: list[FileResult] = []
     with open_runner(
         job.backend,
@@ -86,36 +83,37 @@ def run_job(job: JobSettings) -> list[FileResult]:
         threads=job.threads,
         engines_dir=job.engines,
     ) as runner:
-        for path, specs in plans:
-            results.append(_process_one(job, runner, path, specs, len(inputs)))
+        for plan in plans:
+            results.append(_process_one(job, runner, plan))
     return results
 
 
-def _process_one(
-    job: JobSettings, runner: Runner, path: Path, specs: list[OutputSpec], total: int
-) -> FileResult:
-    if any(s.path.resolve() == path.resolve() for s in specs):
-        log.error("%s: the output is the input itself; refusing to overwrite it", path)
-        return FileResult(path, 0, 0.0, path, "failed: the output is the input itself")
-    todo = [s for s in specs if job.overwrite or not s.path.exists()]
-    if not todo:
-        return FileResult(path, 0, 0.0, specs[0].path, "skipped (output exists; --overwrite replaces it)")
+def _process_one(job: JobSettings, runner: Runner | None, plan: FilePlan) -> FileResult:
+    path = plan.input
+    if plan.problem is not None:
+        log.error("%s", plan.problem)
+        return FileResult(path, 0, 0.0, path, f"failed: {plan.problem}")
+    if not plan.todo_paths:
+        return FileResult(path, 0, 0.0, path, "skipped (output exists; --overwrite replaces it)")
+    assert runner is not None
+    first = plan.todo_paths[0]
     started = time.perf_counter()
     try:
-        frames = _run_file(job, runner, path, todo, total)
+        frames = _run_file(job, runner, plan)
     except MattingError as exc:
         log.error("%s", exc)
-        return FileResult(path, 0, 0.0, todo[0].path, f"failed: {exc}")
+        return FileResult(path, 0, 0.0, first, f"failed: {exc}")
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # a bug, not bad input: show it, then go on with the batch
         log.exception("%s: unexpected %s", path, type(exc).__name__)
-        return FileResult(path, 0, 0.0, todo[0].path, f"failed: internal error {type(exc).__name__}: {exc}")
+        return FileResult(path, 0, 0.0, first, f"failed: internal error {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
-    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, todo[0].path, "ok")
+    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok")
 
 
-def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSpec], total: int) -> int:
+def _run_file(job: JobSettings, runner: Runner, plan: FilePlan) -> int:
+    path, specs = plan.input, plan.outputs
     with ExitStack() as stack:
         reader = stack.enter_context(
             open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
@@ -126,7 +124,7 @@ def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSp
             background = stack.enter_context(open_background(job.background))
         writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
         expected = reader.expected_frames
-        sheet = ContactSheet(frame_count=expected) if job.preview else None
+        sheet = ContactSheet(frame_count=expected) if plan.preview else None
         bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
         pipeline = Pipeline(
             runner,
@@ -140,57 +138,13 @@ def _run_file(job: JobSettings, runner: Runner, path: Path, specs: list[OutputSp
         count = pipeline.run(reader, info.height, info.width)
         if count == 0:
             raise MattingError(f"{path}: no frames to process (check --start and --duration)")
-        if sheet is not None and job.preview is not None:
-            sheet.save(_preview_path(job.preview, path, total))
+        if sheet is not None and plan.preview is not None:
+            sheet.save(plan.preview, overwrite=job.overwrite)
         return count
 
 
-def _plan_outputs(job: JobSettings, path: Path, total: int) -> list[OutputSpec]:
-    modes = job.modes
-    if is_image(path) and not job.modes_given:
-        modes = ("rgba", "alpha")  # as the official demo: the cut-out and the matte
-    specs = []
-    for i, mode in enumerate(modes):
-        target = _output_path(job, path, mode, total, primary=i == 0)
-        specs.append(_spec(job, target, mode))
-    specs.extend(_spec(job, target, mode) for mode, target in job.extra_outputs)
-    return specs
-
-
-def _spec(job: JobSettings, target: Path, mode: str) -> OutputSpec:
-    return OutputSpec(
-        path=target,
-        content=mode,
-        format=job.format,
-        codec_options=dict(job.codec_options),
-        audio=job.audio,
-        timestamps=job.timestamps,
-        # Only a PNG sequence has no place for audio inside it.
-        audio_out=job.audio_out
-        if resolve_format(OutputSpec(target, format=job.format)).name == "png"
-        else None,
-    )
-
-
-def _output_path(job: JobSettings, path: Path, mode: str, total: int, *, primary: bool) -> Path:
-    default = default_output_path(path, mode, job.format)
-    out = job.output
-    if out is None:
-        return default
-    if total > 1 or out.is_dir() or str(out).endswith(os.sep):
-        return out / default.name
-    return out if primary else out.parent / default.name
-
-
-def _check_output_options(job: JobSettings, inputs: list[Path]) -> None:
-    if job.extra_outputs and len(inputs) > 1:
-        raise MattingError("--rgba/--alpha/--composite PATH name one file: use them with a single input")
-    if job.output is not None and len(inputs) > 1 and job.output.exists() and not job.output.is_dir():
-        raise MattingError(f"{job.output}: with several inputs -o must be a folder")
-
-
-def _graph_outputs(job: JobSettings, plans: list[list[OutputSpec]]) -> tuple[str, ...]:
-    wanted = {s.content for specs in plans for s in specs}
+def _graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
+    wanted = {s.content for plan in plans for s in plan.outputs}
     if job.ofd:
         wanted = SmoothedOutputs.graph_outputs(wanted)
     if job.preview is not None and not wanted & {"alpha", "rgba"}:
@@ -198,15 +152,12 @@ def _graph_outputs(job: JobSettings, plans: list[list[OutputSpec]]) -> tuple[str
     return tuple(o for o in OUTPUTS if o in wanted)
 
 
-def _preview_path(preview: Path, path: Path, total: int) -> Path:
-    return preview if total == 1 else preview.with_name(f"{preview.stem}.{path.stem}{preview.suffix}")
-
-
 def parse_args(argv: Sequence[str] | None) -> JobSettings:
     args = _parser().parse_args(argv)
     return JobSettings(
         inputs=tuple(args.inputs),
-        output=args.output,
+        output=None if args.output is None else Path(args.output),
+        output_folder=args.output is not None and args.output.endswith(("/", os.sep)),
         modes=tuple(args.mode.split(",")) if args.mode else ("rgba",),
         modes_given=args.mode is not None,
         extra_outputs=tuple((m, p) for m in OUTPUTS if (p := getattr(args, m)) is not None),
@@ -241,7 +192,7 @@ def _parser() -> argparse.ArgumentParser:
         "keeping audio and frame timing.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video or image files, folders, or globs")
-    p.add_argument("-o", "--output", type=Path, help="output file (one input) or folder (several inputs)")
+    p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs)")
     p.add_argument(
         "--mode",
         type=_modes,

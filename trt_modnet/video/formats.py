@@ -176,6 +176,8 @@ class OutputSpec:
     audio: bool = True
     audio_out: Path | None = None
     timestamps: str | None = None  # "source" or "zero"; None: the format's default
+    #: Replace an existing output (--overwrite); otherwise an output that appears meanwhile is kept.
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,7 @@ class OutputPlan:
     audio: bool
     audio_out: Path | None
     timestamps: str = "source"
+    replace: bool = False
 
 
 def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
@@ -230,6 +233,7 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
         audio=spec.audio,
         audio_out=audio_out,
         timestamps=timestamps,
+        replace=spec.replace,
     )
 
 

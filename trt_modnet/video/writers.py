@@ -174,7 +174,7 @@ class Writer:
 
     def _open(self) -> None:
         plan, info = self.plan, self._info
-        staging = Staging(plan.path, folder=plan.folder)
+        staging = Staging(plan.path, folder=plan.folder, replace=plan.replace)
         self._stagings.append(staging)
         target, options = _container_target(plan, staging.temp)
         if plan.format.muxer in ("mov", "mp4") and plan.audio and info.audio:
@@ -257,7 +257,7 @@ class Writer:
         if not self._info.audio or self._info.is_image:
             log.warning("%s: has no audio; nothing written to %s", self._info.path, path)
             return
-        staging = Staging(path)
+        staging = Staging(path, replace=self.plan.replace)
         self._stagings.append(staging)
         muxer, fallback = AUDIO_FILES[path.suffix.lower()]
         container = self._open_container(staging.temp, muxer, {})

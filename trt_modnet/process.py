@@ -25,9 +25,11 @@ from trt_modnet.official import DEFAULT_REF_SIZE
 from trt_modnet.pipeline import Pipeline, PipelineSettings
 from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.preview import ContactSheet
+from trt_modnet.precision import PRECISIONS
 from trt_modnet.runtime.base import Runner
-from trt_modnet.runtime.select import open_runner
+from trt_modnet.runtime.select import BACKENDS, open_runner
 from trt_modnet.summary import FileResult, print_summary
+from trt_modnet.threads import thread_budget
 from trt_modnet.video import FORMATS, open_reader, open_writer
 from trt_modnet.video.formats import TIMESTAMPS
 
@@ -48,9 +50,11 @@ class JobSettings:
     #: A model name, .onnx, .ckpt or URL (trt_modnet.models.resolve_model); None: the default.
     model: str | Path | None = None
     backend: str = "auto"
+    precision: str = "auto"
     batch: int = 4
     ref_size: int = DEFAULT_REF_SIZE
-    threads: int = 2
+    #: Inference threads; None: the thread budget's share for this machine (trt_modnet.threads).
+    threads: int | None = None
     start: float | None = None
     duration: float | None = None
     preview: Path | None = None
@@ -76,11 +80,14 @@ def run_job(job: JobSettings) -> list[FileResult]:
     if not any(plan.todo_paths and plan.problem is None for plan in plans):
         return [_process_one(job, None, plan) for plan in plans]  # nothing to compute: no model needed
     results: list[FileResult] = []
+    budget = thread_budget(threads=job.threads)
     with open_runner(
         job.backend,
         resolve_model(job.model),
         DeploySpec(outputs=needed, ref_size=job.ref_size),
-        threads=job.threads,
+        precision=job.precision,
+        threads=budget.inference,
+        streams=budget.streams,
         engines_dir=job.engines,
     ) as runner:
         for plan in plans:
@@ -165,6 +172,7 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         background=args.background,
         model=args.model,
         backend=args.backend,
+        precision=args.precision,
         batch=args.batch,
         ref_size=args.ref_size,
         threads=args.threads,
@@ -211,10 +219,23 @@ def _parser() -> argparse.ArgumentParser:
         help=f"{', '.join(MODELS)}, a MODNet .onnx or .ckpt, or a URL (#sha256=HEX pins it); default: "
         f"${MODEL_ENV}, else {DEFAULT_MODEL} (downloaded and cached on first use)",
     )
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "tensorrt"), default="auto")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto (default): TensorRT on a usable NVIDIA GPU, else the fastest faithful CPU backend",
+    )
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (default): fp16 on TensorRT, bf16 on CPUs with native bf16 (OpenVINO), else fp32",
+    )
     p.add_argument("--batch", type=positive_int, default=4, help="frames per inference batch (default 4)")
     p.add_argument("--ref-size", type=positive_int, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
-    p.add_argument("--threads", type=positive_int, default=2, help="ONNX Runtime threads (default 2)")
+    p.add_argument(
+        "--threads", type=positive_int, help="inference threads (default: all cores, shared with the codecs)"
+    )
     p.add_argument("--start", type=_seconds, help="start at this time (seconds or [HH:]MM:SS[.ms])")
     p.add_argument("--duration", type=_seconds, help="process only this long (seconds or [HH:]MM:SS)")
     p.add_argument("--preview", type=Path, metavar="PNG", help="also write a contact sheet to PNG")

@@ -1,14 +1,20 @@
-"""Backend choice: TensorRT on an NVIDIA GPU when it is usable, else ONNX Runtime on the CPU."""
+"""Backend and precision choice: TensorRT on an NVIDIA GPU when it is usable, else the fastest faithful CPU
+configuration: OpenVINO with the bf16 recipe where the CPU has bf16 (AVX512_BF16 or AMX), OpenVINO FP32
+elsewhere, ONNX Runtime FP32 when OpenVINO is not installed (README, "CPU speed").
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
+from trt_modnet.precision import PRECISIONS, default_recipe
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
+from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
+from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
 from trt_modnet.tensorrt import missing_for_tensorrt, nvidia_device_nodes, tensorrt_unavailable_reason
 
 if TYPE_CHECKING:
@@ -16,7 +22,101 @@ if TYPE_CHECKING:
 
     from trt_modnet.graph import DeploySpec
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
+#: What each backend can run; the first is its default.
+BACKEND_PRECISIONS = {
+    "tensorrt": ("fp16", "fp32"),
+    "openvino": ("bf16", "fp32"),
+    "onnxruntime": ("fp32",),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    precision: str
+    #: One line for the user: what was picked and why.
+    reason: str
+
+
+def choose(backend: str, precision: str = "auto", log: logging.Logger | None = None) -> Choice:
+    """The backend and precision to run; a combination this machine cannot run is a MattingError."""
+    if backend not in BACKENDS:
+        raise MattingError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise MattingError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
+    if backend == "auto":
+        return _choose_auto(precision, log or logging.getLogger("trt_modnet"))
+    if backend == "tensorrt":
+        missing = missing_for_tensorrt()
+        if missing:
+            raise MattingError(f"--backend tensorrt is unavailable: {tensorrt_unavailable_reason()}")
+    if backend == "openvino":
+        reason = openvino_unavailable_reason()
+        if reason is not None:
+            raise MattingError(f"--backend openvino is unavailable: {reason}")
+    return _with_precision(backend, precision, f"--backend {backend}")
+
+
+def _choose_auto(precision: str, log: logging.Logger) -> Choice:
+    missing = missing_for_tensorrt()
+    if not missing and precision in ("auto", *BACKEND_PRECISIONS["tensorrt"]):
+        return _with_precision("tensorrt", precision, "an NVIDIA GPU and TensorRT are usable")
+    gpus = nvidia_device_nodes() if missing else []
+    if gpus:  # a GPU idles while the CPU runs many times slower: not a quiet fallback
+        log.warning(
+            "an NVIDIA GPU is present (%s) but TensorRT cannot use it: %s. Running on the CPU, many times "
+            "slower; fix it, or pass a CPU --backend to silence this",
+            gpus[0],
+            tensorrt_unavailable_reason(),
+        )
+    why = f"no TensorRT: {'; '.join(missing)}" if missing else f"TensorRT does not run {precision}"
+    if openvino_unavailable_reason() is None:
+        return _with_precision("openvino", precision, why)
+    if precision in ("auto", "fp32"):
+        return Choice("onnxruntime", "fp32", f"{why}; OpenVINO is not installed ({OPENVINO_HINT})")
+    raise MattingError(
+        f"--precision {precision} needs OpenVINO on the CPU ({why}): {OPENVINO_HINT}, or use --precision fp32"
+    )
+
+
+def _with_precision(backend: str, precision: str, why: str) -> Choice:
+    can = BACKEND_PRECISIONS[backend]
+    if precision == "auto":
+        if backend == "openvino":
+            return _openvino_default(why)
+        return Choice(backend, can[0], why)
+    if precision not in can:
+        raise MattingError(_cannot(backend, precision))
+    if backend == "openvino" and precision == "bf16" and not supports_bf16():
+        raise MattingError(
+            "--precision bf16: this CPU has no native bf16 (AVX512_BF16 or AMX, as OpenVINO reports); "
+            "use --precision fp32"
+        )
+    return Choice(backend, precision, why)
+
+
+def _openvino_default(why: str) -> Choice:
+    if not supports_bf16():
+        return Choice("openvino", "fp32", f"{why}; this CPU has no native bf16, so FP32")
+    recipe = default_recipe(["bf16"])
+    if recipe.name == "bf16":
+        d = recipe.drift
+        return Choice(
+            "openvino",
+            "bf16",
+            f"{why}; the CPU has bf16 and the bf16 recipe is within the drift bounds "
+            f"(worst mean {d.mean:.2f}/255, p99 {d.p99:g}/255)",
+        )
+    return Choice("openvino", "fp32", f"{why}; the bf16 recipe drifts beyond the default bounds, so FP32")
+
+
+def _cannot(backend: str, precision: str) -> str:
+    if precision == "fp16":
+        return f"--precision fp16 is TensorRT's (NVIDIA GPUs); {backend} on the CPU runs fp32 or bf16"
+    if precision == "bf16":
+        return f"--precision bf16: {backend} does not run the bf16 recipe; use --backend openvino"
+    return f"--precision {precision}: {backend} runs {', '.join(BACKEND_PRECISIONS[backend])}"
 
 
 def open_runner(
@@ -24,44 +124,35 @@ def open_runner(
     model_path: Path,
     spec: DeploySpec,
     *,
+    precision: str = "auto",
     threads: int = 2,
+    streams: int = 1,
     depth: int = DEFAULT_DEPTH,
     engines_dir: Path = Path("engines"),
     log: logging.Logger | None = None,
 ) -> Runner:
-    """A runner for the MODNet ONNX at `model_path`, on `backend` ("auto" picks TensorRT when usable).
-
-    TensorRT always runs the FP16 deployment graph; ONNX Runtime runs the graph `spec` asks for.
-    """
+    """A runner for the MODNet ONNX at `model_path` on the backend and precision `choose` picks."""
     log = log or logging.getLogger("trt_modnet")
-    if backend not in BACKENDS:
-        raise MattingError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    use_tensorrt = False
-    if backend in ("auto", "tensorrt"):
-        missing = missing_for_tensorrt()
-        if missing and backend == "tensorrt":
-            raise MattingError(f"--backend tensorrt is unavailable: {tensorrt_unavailable_reason()}")
-        gpus = nvidia_device_nodes() if missing else []
-        if gpus:  # a GPU idles while the CPU runs ~100x slower: not a quiet fallback
-            log.warning(
-                "an NVIDIA GPU is present (%s) but TensorRT cannot use it: %s. Running on the CPU, about "
-                "100x slower; fix it, or pass --backend onnxruntime to silence this",
-                gpus[0],
-                tensorrt_unavailable_reason(),
-            )
-        elif missing:
-            log.info("backend: ONNX Runtime on the CPU (no TensorRT: %s)", "; ".join(missing))
-        use_tensorrt = not missing
+    choice = choose(backend, precision, log)
     from trt_modnet.graph import build
     from trt_modnet.modelfile import load_modnet
 
     modnet = load_modnet(model_path)
-    if use_tensorrt:
-        fp16 = replace(spec, fp16=True)
+    if choice.backend == "tensorrt":
+        fp16 = replace(spec, fp16=choice.precision == "fp16")
         return _tensorrt_runner(build(modnet, fp16), fp16, depth=depth, engines_dir=engines_dir, log=log)
+    log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, choice.reason)
+    if choice.backend == "openvino":
+        from trt_modnet.runtime.openvino import OpenVinoRunner
+
+        settings = OpenVinoSettings(precision=choice.precision, threads=threads, streams=streams)
+        return OpenVinoRunner(build(modnet, spec), settings, depth=depth)
     from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(build(modnet, spec), threads=threads, depth=depth)
+
+
+_NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 
 
 def _tensorrt_runner(

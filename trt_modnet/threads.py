@@ -1,0 +1,37 @@
+"""The thread budget: inference, decode and encode threads chosen together from the cores this process may use.
+
+On a small machine the stages share the cores, so their threads must not oversubscribe them. Measured on
+2 cores (README, "CPU speed"): the inference runtime takes every core; OpenVINO runs one stream per core
+with one thread each, so that a core taken by the encoder for a moment delays one batch rather than
+stalling a parallel region on both cores.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ThreadBudget:
+    #: Inference threads in all, and the streams (batches computed at once) they are split into.
+    inference: int
+    streams: int
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, which containers and `taskset` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget(*, threads: int | None = None, cores: int | None = None) -> ThreadBudget:
+    cores = cores or available_cores()
+    inference = threads or cores
+    return ThreadBudget(inference=inference, streams=_streams(inference))
+
+
+def _streams(threads: int) -> int:
+    return 2 if threads >= 2 else 1

@@ -63,11 +63,13 @@ class JobOptions:
 
     model: Path
     backend: str = "auto"
+    precision: str = "auto"
     batch: int = 4
     ref_size: int = 512
     content: str = "rgba"
     format: str | None = None
-    threads: int = 2
+    #: None: the main job's own thread budget.
+    threads: int | None = None
     engines: Path = Path("engines")
     background: str = "white"
 
@@ -152,8 +154,10 @@ def run_child(argv: Sequence[str], *, log: Path, sample_every: float = _SAMPLE_S
 def job_argv(video: Path, output: Path, job: JobOptions, *, duration: float | None = None) -> list[str]:
     """The exact command line of the main job for one input."""
     argv = [sys.executable, "-m", "trt_modnet.process", str(video), "-o", str(output)]
-    argv += ["--model", str(job.model), "--backend", job.backend, "--batch", str(job.batch)]
-    argv += ["--ref-size", str(job.ref_size), "--mode", job.content, "--threads", str(job.threads)]
+    argv += ["--model", str(job.model), "--backend", job.backend, "--precision", job.precision]
+    argv += ["--batch", str(job.batch), "--ref-size", str(job.ref_size), "--mode", job.content]
+    if job.threads is not None:
+        argv += ["--threads", str(job.threads)]
     argv += ["--engines", str(job.engines), "--overwrite", "--quiet"]
     if job.format is not None:
         argv += ["--format", job.format]

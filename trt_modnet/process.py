@@ -24,8 +24,8 @@ from trt_modnet.ofd import SmoothedOutputs
 from trt_modnet.official import DEFAULT_REF_SIZE
 from trt_modnet.pipeline import Pipeline, PipelineSettings
 from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
-from trt_modnet.preview import ContactSheet
 from trt_modnet.precision import PRECISIONS
+from trt_modnet.preview import ContactSheet
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import BACKENDS, open_runner
 from trt_modnet.summary import FileResult, print_summary

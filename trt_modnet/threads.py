@@ -1,4 +1,4 @@
-"""The thread budget: inference, decode and encode threads chosen together from the cores this process may use.
+"""The thread budget: inference, decode and encode threads chosen together from the usable cores.
 
 On a small machine the stages share the cores, so their threads must not oversubscribe them. Measured on
 2 cores (README, "CPU speed"): the inference runtime takes every core; OpenVINO runs one stream per core

@@ -35,7 +35,9 @@ class Spec:
 
 
 def test_unknown_backend_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(MattingError, match="unknown backend 'cuda'; choose from auto, onnxruntime, tensorrt"):
+    with pytest.raises(
+        MattingError, match="unknown backend 'cuda'; choose from auto, onnxruntime, openvino, tensorrt"
+    ):
         select.open_runner("cuda", tmp_path / "m.onnx", Spec())  # type: ignore[arg-type]
 
 
@@ -48,16 +50,18 @@ def test_tensorrt_backend_without_tensorrt_fails_before_reading_the_model(tmp_pa
 
 
 @needs_no_tensorrt
-def test_auto_falls_back_to_onnx_runtime_and_says_why(
-    synthetic_onnx: Path, caplog: pytest.LogCaptureFixture
+def test_auto_falls_back_to_onnx_runtime_without_openvino_and_says_why(
+    synthetic_onnx: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     graph = pytest.importorskip("trt_modnet.graph")
     onnxrt = pytest.importorskip("trt_modnet.runtime.onnxrt")
+    monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: "OpenVINO is not installed")
     with caplog.at_level(logging.INFO, logger="trt_modnet"):
         runner = select.open_runner("auto", synthetic_onnx, graph.DeploySpec(outputs=("alpha",)))
     with runner:
         assert isinstance(runner, onnxrt.OnnxRuntimeRunner)
-    assert "backend: ONNX Runtime on the CPU (no TensorRT: TensorRT is not installed" in caplog.text
+    assert "backend: ONNX Runtime fp32 on the CPU (no TensorRT: TensorRT is not installed" in caplog.text
+    assert "OpenVINO is not installed (pip install openvino)" in caplog.text
 
 
 def test_auto_picks_tensorrt_with_the_fp16_graph_when_usable(

@@ -108,10 +108,20 @@ def stages(deploy: onnx.ModelProto, recipe: str) -> list[Stage]:
     first = (FRAMES, *down)
     last = (FRAMES, *((BACKGROUND,) if BACKGROUND in graph_inputs else ()), *up, NETWORK_MATTE)
     return [
-        Stage(extractor.extract_model(list(first), list(cut)), "f32", first, cut),
-        Stage(extractor.extract_model(list(cut), [NETWORK_MATTE]), "bf16", cut, (NETWORK_MATTE,)),
-        Stage(extractor.extract_model(list(last), list(graph_outputs)), "f32", last, graph_outputs),
+        _stage(extractor, first, cut, "f32"),
+        _stage(extractor, cut, (NETWORK_MATTE,), "bf16"),
+        _stage(extractor, last, graph_outputs, "f32"),
     ]
+
+
+def _stage(extractor: Extractor, inputs: Sequence[str], outputs: Sequence[str], precision: str) -> Stage:
+    """The subgraph from `inputs` to `outputs`; inputs it does not need (frames for alpha) are dropped."""
+    model = extractor.extract_model(list(inputs), list(outputs))
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [i for i in model.graph.input if i.name in used]
+    del model.graph.input[:]
+    model.graph.input.extend(keep)
+    return Stage(model, precision, tuple(i.name for i in keep), tuple(outputs))
 
 
 def _after_backbone(deploy: onnx.ModelProto) -> tuple[str, ...]:

@@ -65,6 +65,20 @@ class InFlight:
         self._open.clear()
 
 
+def check_feeds(feeds: Mapping[str, np.ndarray], names: set[str]) -> None:
+    """The feeds are exactly `names`, each uint8 [1 or N, H, W, 3] beside frames [N, H, W, 3]."""
+    if set(feeds) != names:
+        raise RuntimeError(f"feeds {sorted(feeds)} do not match the graph's inputs {sorted(names)}")
+    frames = feeds["frames"]
+    n = len(frames)
+    for name, array in feeds.items():
+        if array.dtype != np.uint8 or array.shape[1:] != frames.shape[1:] or len(array) not in (1, n):
+            raise RuntimeError(
+                f"{name} {array.dtype}{list(array.shape)} does not fit frames of "
+                f"{list(frames.shape)} (expected uint8 [1 or {n}, H, W, 3])"
+            )
+
+
 class Runner(ABC):
     """Runs the deployment graph. Use as a context manager; `close()` is idempotent."""
 

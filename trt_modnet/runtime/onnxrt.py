@@ -17,7 +17,7 @@ import onnxruntime as ort
 
 from trt_modnet.graph import BACKGROUND, FRAMES, input_names, size_feeds, spec_of
 from trt_modnet.official import session_options
-from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
+from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
 
 class OnnxRuntimeRunner(Runner):
@@ -64,19 +64,10 @@ class OnnxRuntimeRunner(Runner):
 
     def _copied(self, slot: int, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The feeds in this slot's buffers, plus the size feeds."""
-        expected = set(self._buffers[slot])
-        if set(feeds) != expected:
-            raise RuntimeError(f"feeds {sorted(feeds)} do not match the graph's inputs {sorted(expected)}")
-        n = len(feeds[FRAMES])
+        check_feeds(feeds, set(self._buffers[slot]))
         out = dict(self._size_feeds)
         for name, array in feeds.items():
-            rows = len(array)
-            buffer = self._buffers[slot][name]
-            if array.dtype != np.uint8 or array.shape[1:] != buffer.shape[1:] or rows not in (1, n):
-                raise RuntimeError(
-                    f"{name} {array.dtype}{list(array.shape)} does not fit frames of "
-                    f"{list(feeds[FRAMES].shape)} (expected uint8 [1 or {n}, H, W, 3])"
-                )
-            np.copyto(buffer[:rows], array)
-            out[name] = buffer[:rows]
+            buffer = self._buffers[slot][name][: len(array)]
+            np.copyto(buffer, array)
+            out[name] = buffer
         return out

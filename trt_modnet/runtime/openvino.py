@@ -21,9 +21,9 @@ import onnx
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import BACKGROUND, FRAMES, size_feeds, spec_of
 from trt_modnet.precision import Stage, stages
-from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
+from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
-INSTALL_HINT = "pip install 'trt_modnet[openvino]' (or: pip install openvino)"
+INSTALL_HINT = "pip install openvino"
 
 
 def openvino_unavailable_reason() -> str | None:
@@ -60,7 +60,7 @@ class OpenVinoRunner(Runner):
             raise MattingError(f"--backend openvino is unavailable: {reason}")
         import openvino as ov
 
-        super().__init__(max(depth, settings.streams))
+        super().__init__(depth)
         self.spec = spec_of(deploy)
         self.outputs = self.spec.outputs
         self.settings = settings
@@ -82,9 +82,7 @@ class OpenVinoRunner(Runner):
         self._chains.clear()
 
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
-        expected = {FRAMES, *((BACKGROUND,) if "composite" in self.outputs else ())}
-        if set(feeds) != expected:
-            raise RuntimeError(f"feeds {sorted(feeds)} do not match the graph's inputs {sorted(expected)}")
+        check_feeds(feeds, {FRAMES, *((BACKGROUND,) if "composite" in self.outputs else ())})
         n = len(feeds[FRAMES])
         chain = self._chain(slot, n)
         # Copied now: the caller may reuse its arrays as soon as submit returns.

@@ -1,0 +1,123 @@
+"""Precision recipes, the drift gate for defaults, and the backend/precision choice on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from tests.conftest import VIDEOS, need
+from trt_modnet import precision, process
+from trt_modnet.errors import MattingError
+from trt_modnet.graph import NETWORK_INPUT, NETWORK_MATTE, DeploySpec, build
+from trt_modnet.runtime import select
+from trt_modnet.runtime.openvino import supports_bf16
+
+
+@pytest.fixture
+def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(select, "_missing_for_tensorrt", lambda: ["TensorRT is not installed"])
+
+
+def test_a_recipe_outside_the_bounds_is_refused_as_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    for drift, eligible in [
+        (precision.Drift(0.5, 3.0, 200.0), True),  # the bounds themselves pass; max is not bounded
+        (precision.Drift(0.51, 1.0, 5.0), False),
+        (precision.Drift(0.1, 4.0, 5.0), False),
+    ]:
+        recipe = precision.Recipe("bf16", "test", drift)
+        monkeypatch.setitem(precision.RECIPES, "bf16", recipe)
+        assert recipe.eligible_as_default is eligible
+        assert precision.default_recipe(["bf16"]).name == ("bf16" if eligible else "fp32")
+
+
+def test_auto_takes_bf16_only_where_the_cpu_has_it_and_the_recipe_is_in_bounds(
+    no_tensorrt: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: None)
+    monkeypatch.setattr(select, "supports_bf16", lambda: True)
+    choice = select.choose("auto")
+    assert (choice.backend, choice.precision) == ("openvino", "bf16")
+    assert "no TensorRT" in choice.reason and "within the drift bounds" in choice.reason
+    monkeypatch.setitem(precision.RECIPES, "bf16", precision.Recipe("bf16", "x", precision.Drift(2, 9, 99)))
+    choice = select.choose("auto")
+    assert (choice.backend, choice.precision) == ("openvino", "fp32")
+    assert "beyond the default bounds" in choice.reason
+    monkeypatch.setattr(select, "supports_bf16", lambda: False)
+    assert select.choose("auto").precision == "fp32"
+    assert "no native bf16" in select.choose("auto").reason
+    monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: "OpenVINO is not installed")
+    assert (select.choose("auto").backend, select.choose("auto").precision) == ("onnxruntime", "fp32")
+
+
+@pytest.mark.parametrize(
+    ("backend", "wanted", "message"),
+    [
+        ("onnxruntime", "fp16", "fp16 is TensorRT's"),
+        ("openvino", "fp16", "fp16 is TensorRT's"),
+        ("onnxruntime", "bf16", "use --backend openvino"),
+    ],
+)
+def test_a_precision_the_backend_cannot_run_is_one_clear_error(
+    no_tensorrt: None, backend: str, wanted: str, message: str
+) -> None:
+    with pytest.raises(MattingError, match=message):
+        select.choose(backend, wanted)
+
+
+def test_bf16_on_a_cpu_without_it_says_what_to_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(select, "supports_bf16", lambda: False)
+    with pytest.raises(MattingError, match=r"no native bf16 .* use --precision fp32"):
+        select.choose("openvino", "bf16")
+
+
+def test_the_main_job_refuses_with_exit_2_and_one_line(
+    no_tensorrt: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    video = str(need(VIDEOS / "carphone_qcif.mp4"))
+    model = str(tmp_path / "unused.onnx")  # the choice fails before any model is read
+    cases = [
+        (["--backend", "onnxruntime", "--precision", "fp16"], "fp16 is TensorRT's"),
+        (["--precision", "fp16"], "TensorRT"),
+    ]
+    monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: "OpenVINO is not installed")
+    cases.append((["--backend", "openvino"], "--backend openvino is unavailable: OpenVINO is not installed"))
+    for args, message in cases:
+        code = process.run_main(process.main, [video, "--model", model, "-o", str(tmp_path / "o"), *args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and "Traceback" not in err, (args, err)
+        assert len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_bf16_recipe_keeps_pixels_and_the_backbone_in_fp32(synthetic_onnx: Path) -> None:
+    deploy = build(onnx.load(str(synthetic_onnx)), DeploySpec(outputs=("rgba",)))
+    first, middle, last = precision.stages(deploy, "bf16")
+    assert [s.precision for s in (first, middle, last)] == ["f32", "bf16", "f32"]
+    assert middle.outputs == (NETWORK_MATTE,) and NETWORK_INPUT in middle.inputs
+    ops = {n.op_type for n in middle.model.graph.node}
+    assert "GlobalAveragePool" in ops and not ops & {"Gather", "ReduceSum", "Floor", "Clip", "Cast"}
+    backbone = {n.name for n in first.model.graph.node if n.name.startswith("modnet/")}
+    assert backbone and all("backbone" in name for name in backbone)
+    assert all(n.op_type != "Conv" for n in last.model.graph.node)
+
+
+@pytest.mark.skipif(not supports_bf16(), reason="this CPU has no native bf16 (AVX512_BF16 or AMX)")
+def test_the_bf16_recipe_stays_close_to_fp32_on_a_real_frame(synthetic_onnx: Path) -> None:
+    import av
+
+    from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings
+
+    deploy = build(onnx.load(str(synthetic_onnx)), DeploySpec(outputs=("alpha",), ref_size=256))
+    with av.open(str(need(VIDEOS / "chaplin_360p.mp4"))) as c:
+        frame = next(c.decode(video=0)).to_ndarray(format="rgb24")[None]
+    mattes = {}
+    for name in ("fp32", "bf16"):
+        with OpenVinoRunner(deploy, OpenVinoSettings(name)) as runner:
+            runner.prepare(*frame.shape[1:3], 1)
+            mattes[name] = runner.result(runner.submit({"frames": frame}))["alpha"].astype(int)
+    delta = np.abs(mattes["bf16"] - mattes["fp32"])
+    # The whole graph in bf16 drifts 0.85/255 on average here; the recipe stays under the default bound.
+    assert 0 < delta.mean() <= precision.MAX_DEFAULT_MEAN, delta.mean()

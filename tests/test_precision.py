@@ -18,7 +18,7 @@ from trt_modnet.runtime.openvino import supports_bf16
 
 @pytest.fixture
 def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(select, "_missing_for_tensorrt", lambda: ["TensorRT is not installed"])
+    monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
 
 
 def test_a_recipe_outside_the_bounds_is_refused_as_default(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -129,4 +129,4 @@ def test_auto_warns_loudly_when_a_gpu_is_present_but_unusable(
         select.open_runner("auto", tmp_path / "absent.onnx", Spec())  # type: ignore[arg-type]
     [record] = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert "an NVIDIA GPU is present (/dev/nvidia0) but TensorRT cannot use it" in record.getMessage()
-    assert "about 100x slower" in record.getMessage()
+    assert "far slower" in record.getMessage()

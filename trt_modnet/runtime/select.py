@@ -65,7 +65,7 @@ def _choose_auto(precision: str, log: logging.Logger) -> Choice:
     gpus = nvidia_device_nodes() if missing else []
     if gpus:  # a GPU idles while the CPU runs many times slower: not a quiet fallback
         log.warning(
-            "an NVIDIA GPU is present (%s) but TensorRT cannot use it: %s. Running on the CPU, many times "
+            "an NVIDIA GPU is present (%s) but TensorRT cannot use it: %s. Running on the CPU, far "
             "slower; fix it, or pass a CPU --backend to silence this",
             gpus[0],
             tensorrt_unavailable_reason(),

@@ -36,8 +36,9 @@ def _numbers(value: object) -> list[float]:
 def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_onnx: Path) -> None:
     video = need(SMALL)
     out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
-    argv = ["--video", str(video), "--model", str(synthetic_onnx), "--backend", "onnxruntime"]
-    argv += ["--batch", "1", "2", "--ref-size", "128", "--frames", "32", "--memory-long-seconds", "8"]
+    argv = ["--video", str(video), "--model", str(synthetic_onnx), "--backend", "openvino", "onnxruntime"]
+    argv += ["--precision", "fp32", "--batch", "2", "--ref-size", "128", "--frames", "32"]
+    argv += ["--memory-long-seconds", "8"]
     argv += ["--json", str(out), "--plot", str(chart), "--workdir", str(tmp_path / "work")]
     assert throughput.main(argv) == 0
 
@@ -46,18 +47,22 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
     expected = {
         "decode_fps", "encode_fps", "inference_fps", "end_to_end_fps", "pipeline_efficiency", "naive_fps",
         "composite_end_to_end_fps", "speedup_like_for_like", "speedup_default_output", "peak_rss_short_mb",
-        "peak_rss_long_mb", "memory_ratio_long_short",
+        "peak_rss_long_mb", "memory_ratio_long_short", "end_to_end_over_inference", "configs",
     }  # fmt: skip
     assert set(figures) == expected
-    assert set(figures["inference_fps"]) == set(figures["end_to_end_fps"]) == {"1", "2"}
+    assert set(figures["inference_fps"]) == set(figures["end_to_end_fps"]) == {"2"}
+    # Both configurations measured side by side; the first is the headline.
+    assert list(figures["configs"]) == ["openvino-fp32", "onnxruntime-fp32"]
+    assert figures["configs"]["openvino-fp32"]["inference_fps"] == figures["inference_fps"]
     assert all(math.isfinite(x) and x > 0 for x in _numbers(figures))
     assert result["command"][3:] == argv
     assert result["input"]["width"] == 176 and result["input"]["height"] == 144
     assert result["memory"]["long"]["frames"] == 2 * result["memory"]["short"]["frames"]
     assert result["versions"]["onnxruntime"] and result["versions"]["av"] and result["system"]["cpu"]
     # Each recorded child command ran the tiny clip with the settings asked for.
-    job = result["child_commands"]["end_to_end_b2"][0]
+    job = result["child_commands"]["onnxruntime-fp32/end_to_end_b2"][0]
     assert str(video) in job and "--batch 2" in job and "--ref-size 128" in job
+    assert "--backend onnxruntime --precision fp32" in job
     assert f"| {figures['pipeline_efficiency']['2']:.2f} |" in table_row(result)
     image = cv2.imread(str(chart))
     assert image is not None and image.shape[0] > 200 and image.shape[1] > 400

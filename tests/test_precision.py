@@ -92,16 +92,25 @@ def test_the_main_job_refuses_with_exit_2_and_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_the_bf16_recipe_keeps_pixels_and_the_backbone_in_fp32(synthetic_onnx: Path) -> None:
+def test_the_bf16_recipe_keeps_pixels_backbone_and_detail_branch_in_fp32(synthetic_onnx: Path) -> None:
     deploy = build(onnx.load(str(synthetic_onnx)), DeploySpec(outputs=("rgba",)))
-    first, middle, last = precision.stages(deploy, "bf16")
-    assert [s.precision for s in (first, middle, last)] == ["f32", "bf16", "f32"]
-    assert middle.outputs == (NETWORK_MATTE,) and NETWORK_INPUT in middle.inputs
-    ops = {n.op_type for n in middle.model.graph.node}
-    assert "GlobalAveragePool" in ops and not ops & {"Gather", "ReduceSum", "Floor", "Clip", "Cast"}
-    backbone = {n.name for n in first.model.graph.node if n.name.startswith("modnet/")}
-    assert backbone and all("backbone" in name for name in backbone)
-    assert all(n.op_type != "Conv" for n in last.model.graph.node)
+    parts = precision.stages(deploy, "bf16")
+    assert [s.precision for s in parts] == ["f32", "bf16", "f32", "bf16", "f32"]
+    ops = [{n.op_type for n in s.model.graph.node} for s in parts]
+    pixel_ops = {"Gather", "ReduceSum", "Floor", "Clip", "Cast"}
+    assert all(not o & pixel_ops for o, s in zip(ops, parts, strict=True) if s.precision == "bf16")
+    assert parts[0].inputs[0] == "frames" and parts[-1].outputs == ("rgba",)
+    assert NETWORK_INPUT in parts[0].outputs and NETWORK_MATTE in parts[3].outputs
+    names = [[n.name for n in s.model.graph.node if n.name.startswith("modnet/")] for s in parts]
+    assert all("backbone" in n for n in names[0]) and names[0]
+    assert "GlobalAveragePool" in ops[1] and all("lr_branch" in n for n in names[1])
+    assert names[2] and all("hr_branch" in n and "conv_hr2x" not in n for n in names[2])
+    assert any("conv_hr2x" in n for n in names[3]) and any("f_branch" in n for n in names[3])
+    # Every stage's inputs are graph inputs or outputs of an earlier stage.
+    known = {i.name for i in deploy.graph.input}
+    for s in parts:
+        assert set(s.inputs) <= known, set(s.inputs) - known
+        known |= set(s.outputs)
 
 
 @pytest.mark.skipif(not supports_bf16(), reason="this CPU has no native bf16 (AVX512_BF16 or AMX)")

@@ -158,11 +158,13 @@ def build(modnet: onnx.ModelProto, spec: DeploySpec) -> onnx.ModelProto:
     frames = nodes.op("Cast", [FRAMES], to=TensorProto.FLOAT)
     nodes.normalised_input(frames, NETWORK_INPUT)
     nodes.extend(network.graph.node)
-    alpha = nodes.matte_to_alpha(NETWORK_MATTE)
+    alpha = nodes.matte_to_alpha(NETWORK_MATTE)  # [N,H,W]
+    if {"rgba", "composite"} & set(spec.outputs):
+        alpha4 = nodes.op("Unsqueeze", [alpha, nodes.const_i64("axis3", [3])])  # [N,H,W,1]
     outputs = {
-        "alpha": lambda: nodes.to_uint8(nodes.op("Squeeze", [alpha, nodes.const_i64("axis3", [3])])),
-        "rgba": lambda: nodes.to_uint8(nodes.op("Concat", [frames, alpha], axis=3)),
-        "composite": lambda: nodes.to_uint8(nodes.composite(frames, alpha)),
+        "alpha": lambda: nodes.to_uint8(alpha),
+        "rgba": lambda: nodes.to_uint8(nodes.op("Concat", [frames, alpha4], axis=3)),
+        "composite": lambda: nodes.to_uint8(nodes.composite(frames, alpha4)),
     }
     for name in spec.outputs:
         nodes.rename(outputs[name](), name)
@@ -335,13 +337,15 @@ class _Nodes:
         self.nodes.append(node)
 
     def matte_to_alpha(self, matte: str) -> str:
-        """MODNet's [N,1,IH,IW] matte in [0,1] -> float [N,H,W,1] holding the alpha bytes 0..255."""
+        """MODNet's [N,1,IH,IW] matte in [0,1] -> float [N,H,W] holding the alpha bytes 0..255."""
         # Floor: the official script's astype(uint8) at the inference size (see the module docstring).
         t = self.op("Floor", [self.op("Mul", [matte, self.const("c255", 255.0)])])
-        t = self.op("Transpose", [t], perm=[0, 1, 3, 2])  # [N,1,IW,IH]
-        t = self.resize_axis(t, "up_w", 2, 1)  # [N,1,W,IH]
-        t = self.op("Transpose", [t], perm=[0, 3, 2, 1])  # [N,IH,W,1]
-        t = self.resize_axis(t, "up_h", 1, 2)  # [N,H,W,1]
+        # Without the channel axis the last reduction runs over whole rows of W (OpenVINO: 3x faster).
+        t = self.op("Squeeze", [t, self.const_i64("axis1", [1])])  # [N,IH,IW]
+        t = self.op("Transpose", [t], perm=[0, 2, 1])  # [N,IW,IH]
+        t = self.resize_axis(t, "up_w", 1, 1)  # [N,W,IH]
+        t = self.op("Transpose", [t], perm=[0, 2, 1])  # [N,IH,W]
+        t = self.resize_axis(t, "up_h", 1, 1)  # [N,H,W]
         return self.round_byte(t)
 
     def composite(self, frames: str, alpha: str) -> str:

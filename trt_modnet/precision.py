@@ -7,17 +7,22 @@ of pixels. OpenVINO applies `INFERENCE_PRECISION_HINT` to a whole compiled model
 recipe is a partition of the one deployment graph into stages, each compiled with its own precision and
 chained tensor to tensor.
 
-Measured with the stand-in model against the FP32 graph on frames of the shared 720p video (OpenVINO
-2026.4, 2-core Xeon with AMX; `python -m benchmarks.precision` gives every shared input):
+Where the drift comes from, measured with the stand-in model against the FP32 graph (OpenVINO 2026.4,
+2-core Xeon with AMX; mean / p99 / max |delta alpha| in 1/255, worst of four inputs: a 720p, a 360p and a
+240p frame and a P3M portrait):
 
-    whole graph in bf16                        mean 0.85/255, p99 16, max 129
-    pixels FP32, MODNet bf16                   mean 0.48/255, p99 9,  max 68
-    pixels FP32, MODNet bf16 from the SE block mean 0.48/255, p99 9   (backbone bf16, rest FP32)
-    pixels and backbone FP32, the rest bf16    mean 0.05/255, p99 1,  max 6
+    whole graph in bf16                                     0.85 / 16 / 129  (720p frame only)
+    pixels FP32, MODNet bf16                                0.48 /  9 /  68  (720p frame only)
+    pixels and backbone FP32, the rest bf16                 0.24 /  5 /  31
+    ... and the fusion or low-resolution branch FP32        0.23 /  5 /  28  (no help)
+    ... and the detail (hr) branch FP32                     0.04 /  1 /   2
+    ... and the detail branch but its last block FP32       0.07 /  1 /   5  <- the `bf16` recipe
 
-So the drift comes from the MobileNetV2 backbone in bf16, which is about a tenth of MODNet's MACs; the
-`bf16` recipe keeps it FP32 and runs the SE block, the low-resolution, high-resolution and fusion
-branches in bf16.
+The detail branch refines edges from the image at 1/2 and 1/4 resolution, where bf16's 8 significant
+bits show; its last block (`conv_hr2x`, the largest) is robust. So the recipe keeps the backbone and
+the detail branch up to `conv_hr2x` in FP32 (about 7 of MODNet's 27 GMACs at 512x896) and runs the SE
+block, the low-resolution branch, `conv_hr2x` and the fusion branch in bf16. `python -m
+benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ import onnx
 from onnx.utils import Extractor
 
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import BACKGROUND, FRAMES, NETWORK_MATTE, SIZE_FEEDS
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -68,7 +72,7 @@ RECIPES = {
     "fp32": Recipe("fp32", "everything in FP32", Drift(0.0, 0.0, 0.0)),
     "bf16": Recipe(
         "bf16",
-        "MODNet after its MobileNetV2 backbone in bf16; backbone and pixel operations FP32",
+        "MODNet in bf16 but its backbone and the start of its detail branch; pixel operations FP32",
         Drift(0.066, 1.0, 10.0),
     ),
 }
@@ -94,58 +98,58 @@ class Stage:
 
 
 def stages(deploy: onnx.ModelProto, recipe: str) -> list[Stage]:
-    """The deployment graph cut for `recipe`: one FP32 stage, or FP32 / bf16 / FP32."""
+    """The deployment graph cut for `recipe` into runs of nodes of one precision, in graph order."""
     graph_inputs = tuple(i.name for i in deploy.graph.input)
     graph_outputs = tuple(o.name for o in deploy.graph.output)
     if recipe == "fp32":
         return [Stage(deploy, "f32", graph_inputs, graph_outputs)]
     if recipe != "bf16":
         raise MattingError(f"precision {recipe!r} has no CPU recipe; choose from {', '.join(RECIPES)}")
-    cut = _after_backbone(deploy)
+    low = _bf16_nodes(deploy)
+    runs: list[tuple[str, list[onnx.NodeProto]]] = []
+    for i, node in enumerate(deploy.graph.node):
+        precision = "bf16" if i in low else "f32"
+        if runs and runs[-1][0] == precision:
+            runs[-1][1].append(node)
+        else:
+            runs.append((precision, [node]))
     extractor = Extractor(onnx.shape_inference.infer_shapes(deploy))
-    down = tuple(n for n in SIZE_FEEDS if n.startswith("down_"))
-    up = tuple(n for n in SIZE_FEEDS if n.startswith("up_"))
-    first = (FRAMES, *down)
-    last = (FRAMES, *((BACKGROUND,) if BACKGROUND in graph_inputs else ()), *up, NETWORK_MATTE)
-    return [
-        _stage(extractor, first, cut, "f32"),
-        _stage(extractor, cut, (NETWORK_MATTE,), "bf16"),
-        _stage(extractor, last, graph_outputs, "f32"),
-    ]
-
-
-def _stage(extractor: Extractor, inputs: Sequence[str], outputs: Sequence[str], precision: str) -> Stage:
-    """The subgraph from `inputs` to `outputs`; inputs it does not need (frames for alpha) are dropped."""
-    model = extractor.extract_model(list(inputs), list(outputs))
-    used = {i for n in model.graph.node for i in n.input}
-    keep = [i for i in model.graph.input if i.name in used]
-    del model.graph.input[:]
-    model.graph.input.extend(keep)
-    return Stage(model, precision, tuple(i.name for i in keep), tuple(outputs))
-
-
-def _after_backbone(deploy: onnx.ModelProto) -> tuple[str, ...]:
-    """The tensors that cross from MODNet's backbone (and the input pixels) into the rest of MODNet.
-
-    The backbone is every ancestor of the SE block's global average pool, the only one in MODNet.
-    """
-    nodes = [n for n in deploy.graph.node if n.name.startswith(_NETWORK_PREFIX)]
-    pools = [n for n in nodes if n.op_type == "GlobalAveragePool"]
-    if len(pools) != 1:
-        raise MattingError(
-            "--precision bf16 needs MODNet's SE block (one GlobalAveragePool) to find the backbone; "
-            f"this model has {len(pools)}: use --precision fp32"
-        )
-    producer = {out: n for n in nodes for out in n.output}
-    backbone: set[int] = set()
-    todo = list(pools[0].input)
-    while todo:
-        node = producer.get(todo.pop())
-        if node is not None and id(node) not in backbone:
-            backbone.add(id(node))
-            todo.extend(node.input)
     initializers = {i.name for i in deploy.graph.initializer}
-    made = {out for n in nodes if id(n) in backbone for out in n.output}
-    made |= {i for n in nodes if id(n) in backbone for i in n.input if i not in producer}
-    used = {i for n in nodes if id(n) not in backbone for i in n.input}
-    return tuple(sorted((made & used) - initializers))
+    result = []
+    for i, (precision, nodes) in enumerate(runs):
+        made = {o for n in nodes for o in n.output}
+        later = {t for _, rest in runs[i + 1 :] for n in rest for t in n.input} | set(graph_outputs)
+        needed = dict.fromkeys(t for n in nodes for t in n.input if t and t not in made | initializers)
+        outputs = [t for n in nodes for t in n.output if t in later]
+        model = extractor.extract_model(list(needed), outputs)
+        result.append(Stage(model, precision, tuple(needed), tuple(outputs)))
+    return result
+
+
+def _bf16_nodes(deploy: onnx.ModelProto) -> set[int]:
+    """Indices of MODNet's nodes that run in bf16: all but the backbone and most of the detail branch.
+
+    The backbone is every ancestor of the SE block's global average pool (the only one in MODNet). The
+    high-resolution (detail) branch is found by its module scope in the node names, which the official
+    export and ours both carry (`/hr_branch/...`); only its last block, `conv_hr2x`, runs in bf16.
+    """
+    nodes = list(deploy.graph.node)
+    network = [i for i, n in enumerate(nodes) if n.name.startswith(_NETWORK_PREFIX)]
+    pools = [i for i in network if nodes[i].op_type == "GlobalAveragePool"]
+    detail = [i for i in network if "hr_branch/" in nodes[i].name]
+    if len(pools) != 1 or not detail:
+        raise MattingError(
+            "--precision bf16 needs MODNet's SE block (one GlobalAveragePool) and module-scoped node names "
+            f"(found {len(pools)} pools, {len(detail)} hr_branch nodes): re-export the model with "
+            "python -m trt_modnet.export, or use --precision fp32"
+        )
+    producer = {out: i for i in network for out in nodes[i].output}
+    fp32: set[int] = set()
+    todo = list(nodes[pools[0]].input)
+    while todo:
+        i = producer.get(todo.pop())
+        if i is not None and i not in fp32:
+            fp32.add(i)
+            todo.extend(nodes[i].input)
+    fp32 |= {i for i in detail if "conv_hr2x" not in nodes[i].name}
+    return set(network) - fp32

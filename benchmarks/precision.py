@@ -70,9 +70,10 @@ def measure(deploy: onnx.ModelProto, inputs: list[tuple[str, np.ndarray]], threa
     with reference:
         for name, rgb in inputs:
             want = alpha_of(reference, rgb)
-            rows.append({"input": name, "size": list(rgb.shape[:2])} | {
-                label: stats(alpha_of(r, rgb), want) for label, r in runners.items()
-            })
+            rows.append(
+                {"input": name, "size": list(rgb.shape[:2])}
+                | {label: stats(alpha_of(r, rgb), want) for label, r in runners.items()}
+            )
         speed_input = next((rgb for _, rgb in inputs if rgb.shape[:2] == (720, 1280)), inputs[0][1])
         speed = {"onnxruntime-fp32": seconds_per_frame(reference, speed_input)}
     for label, runner in runners.items():

@@ -130,3 +130,41 @@ def test_the_bf16_recipe_stays_close_to_fp32_on_a_real_frame(synthetic_onnx: Pat
     delta = np.abs(mattes["bf16"] - mattes["fp32"])
     # The whole graph in bf16 drifts 0.85/255 on average here; the recipe stays under the default bound.
     assert 0 < delta.mean() <= precision.MAX_DEFAULT_MEAN, delta.mean()
+
+
+def test_the_torch_free_conversion_gets_the_same_recipe() -> None:
+    from tests.conftest import CHECKPOINT
+    from trt_modnet.models.convert import checkpoint_to_model
+
+    deploy = build(checkpoint_to_model(need(CHECKPOINT)), DeploySpec(outputs=("alpha",)))
+    assert [s.precision for s in precision.stages(deploy, "bf16")] == ["f32", "bf16", "f32", "bf16", "f32"]
+
+
+def test_auto_falls_back_to_fp32_for_a_model_it_cannot_cut(
+    synthetic_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from trt_modnet.runtime.openvino import OpenVinoRunner
+
+    model = onnx.load(str(synthetic_onnx))
+    # An export without module scopes, as old PyTorch versions wrote.
+    renamed = {o: o.replace("hr_branch", "b") for n in model.graph.node for o in n.output}
+    for node in model.graph.node:
+        node.name = ""
+        for names in (node.input, node.output):
+            for i, name in enumerate(names):
+                names[i] = renamed.get(name, name)
+    unscoped = tmp_path / "unscoped.onnx"
+    onnx.save(model, str(unscoped))
+    deploy = build(model, DeploySpec(outputs=("alpha",)))
+    assert "module-scoped node names" in (precision.unavailable_reason(deploy, "bf16") or "")
+    monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
+    monkeypatch.setattr(select, "supports_bf16", lambda: True)
+    with caplog.at_level(logging.INFO, logger="trt_modnet"):
+        runner = select.open_runner("auto", unscoped, DeploySpec(outputs=("alpha",)))
+    with runner:
+        assert isinstance(runner, OpenVinoRunner) and runner.settings.precision == "fp32"
+    assert "precision: fp32 instead of bf16" in caplog.text
+    with pytest.raises(MattingError, match="module-scoped node names"):
+        select.open_runner("openvino", unscoped, DeploySpec(outputs=("alpha",)), precision="bf16")

@@ -88,6 +88,8 @@ META_SOURCE = _META + "source_sha256"
 META_FP16_RECIPE = _META + "fp16_recipe"
 
 _PREFIX = "modnet/"
+#: Every node the wrapper adds is named `deploy/...`; the network's nodes keep theirs (or none).
+WRAPPER_PREFIX = "deploy/"
 # MODNet's input and float matte inside the deployment graph, whatever the source model named them
 # (the engine builder and the FP16 check look the matte up by this name).
 NETWORK_INPUT = _PREFIX + "input"
@@ -290,7 +292,7 @@ class _Nodes:
 
     def op(self, op_type: str, inputs: Sequence[str], **attrs: object) -> str:
         self._count += 1
-        out = f"deploy/{op_type.lower()}_{self._count}"
+        out = f"{WRAPPER_PREFIX}{op_type.lower()}_{self._count}"
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
         return out
 
@@ -303,13 +305,13 @@ class _Nodes:
         node.output[list(node.output).index(tensor)] = name
 
     def const(self, name: str, value: float) -> str:
-        full = f"deploy/{name}"
+        full = f"{WRAPPER_PREFIX}{name}"
         if all(i.name != full for i in self.initializers):
             self.initializers.append(numpy_helper.from_array(np.array(value, dtype=np.float32), full))
         return full
 
     def const_i64(self, name: str, values: list[int]) -> str:
-        full = f"deploy/{name}"
+        full = f"{WRAPPER_PREFIX}{name}"
         if all(i.name != full for i in self.initializers):
             self.initializers.append(numpy_helper.from_array(np.array(values, dtype=np.int64), full))
         return full
@@ -333,7 +335,8 @@ class _Nodes:
         t = self.resize_axis(t, "down_w", 2, 1)  # [N,3,IW,IH]
         t = self.op("Transpose", [t], perm=[0, 1, 3, 2])  # [N,3,IH,IW]
         t = self.op("Mul", [t, self.const("inv127_5", 1 / 127.5)])
-        node = helper.make_node("Sub", [t, self.const("one", 1.0)], [net_in], name="deploy/normalise")
+        name = f"{WRAPPER_PREFIX}normalise"
+        node = helper.make_node("Sub", [t, self.const("one", 1.0)], [net_in], name=name)
         self.nodes.append(node)
 
     def matte_to_alpha(self, matte: str) -> str:

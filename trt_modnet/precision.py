@@ -34,14 +34,13 @@ import onnx
 from onnx.utils import Extractor
 
 from trt_modnet.errors import MattingError
+from trt_modnet.graph import WRAPPER_PREFIX
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 #: A precision is eligible as a default only inside these bounds on every shared input (1/255 units).
 MAX_DEFAULT_MEAN = 0.5
 MAX_DEFAULT_P99 = 3.0
-
-_NETWORK_PREFIX = "modnet/"
 
 
 @dataclass(frozen=True)
@@ -126,22 +125,33 @@ def stages(deploy: onnx.ModelProto, recipe: str) -> list[Stage]:
     return result
 
 
+def unavailable_reason(deploy: onnx.ModelProto, recipe: str) -> str | None:
+    """Why `recipe` cannot cut this graph (a model without the expected structure), or None."""
+    try:
+        stages(deploy, recipe)
+    except MattingError as exc:
+        return str(exc)
+    return None
+
+
 def _bf16_nodes(deploy: onnx.ModelProto) -> set[int]:
     """Indices of MODNet's nodes that run in bf16: all but the backbone and most of the detail branch.
 
     The backbone is every ancestor of the SE block's global average pool (the only one in MODNet). The
-    high-resolution (detail) branch is found by its module scope in the node names, which the official
-    export and ours both carry (`/hr_branch/...`); only its last block, `conv_hr2x`, runs in bf16.
+    high-resolution (detail) branch is found by its module scope in the node or tensor names, which the
+    official export, ours and the torch-free converter all carry; only its last block, `conv_hr2x`, runs
+    in bf16.
     """
     nodes = list(deploy.graph.node)
-    network = [i for i, n in enumerate(nodes) if n.name.startswith(_NETWORK_PREFIX)]
+    network = [i for i, n in enumerate(nodes) if not n.name.startswith(WRAPPER_PREFIX)]
     pools = [i for i in network if nodes[i].op_type == "GlobalAveragePool"]
-    detail = [i for i in network if "hr_branch/" in nodes[i].name]
+    detail = [i for i in network if _in_module(nodes[i], "hr_branch")]
     if len(pools) != 1 or not detail:
         raise MattingError(
             "--precision bf16 needs MODNet's SE block (one GlobalAveragePool) and module-scoped node names "
-            f"(found {len(pools)} pools, {len(detail)} hr_branch nodes): re-export the model with "
-            "python -m trt_modnet.export, or use --precision fp32"
+            f"(found {len(pools)} pools, {len(detail)} hr_branch nodes): convert the checkpoint with "
+            "python -m trt_modnet.models or re-export it with python -m trt_modnet.export, or use "
+            "--precision fp32"
         )
     producer = {out: i for i in network for out in nodes[i].output}
     fp32: set[int] = set()
@@ -151,5 +161,11 @@ def _bf16_nodes(deploy: onnx.ModelProto) -> set[int]:
         if i is not None and i not in fp32:
             fp32.add(i)
             todo.extend(nodes[i].input)
-    fp32 |= {i for i in detail if "conv_hr2x" not in nodes[i].name}
+    fp32 |= {i for i in detail if not _in_module(nodes[i], "conv_hr2x")}
     return set(network) - fp32
+
+
+def _in_module(node: onnx.NodeProto, module: str) -> bool:
+    """Whether a node belongs to a MODNet module, by its name or its outputs' names: PyTorch's exporter
+    scopes both (`/hr_branch/conv_hr2x/...`), trt_modnet.models.emit the outputs (`hr_branch.conv_hr2x`)."""
+    return module in node.name or any(module in out for out in node.output)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.precision import PRECISIONS, default_recipe
+from trt_modnet.precision import PRECISIONS, default_recipe, unavailable_reason
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
 from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
 from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
@@ -145,8 +145,14 @@ def open_runner(
     if choice.backend == "openvino":
         from trt_modnet.runtime.openvino import OpenVinoRunner
 
-        settings = OpenVinoSettings(precision=choice.precision, threads=threads, streams=streams)
-        return OpenVinoRunner(build(modnet, spec), settings, depth=depth)
+        deploy = build(modnet, spec)
+        chosen = choice.precision
+        why_not = unavailable_reason(deploy, chosen) if precision == "auto" and chosen != "fp32" else None
+        if why_not is not None:  # the default, not the user's word: fall back, and say so
+            log.info("precision: fp32 instead of %s for %s (%s)", chosen, model_path, why_not)
+            chosen = "fp32"
+        settings = OpenVinoSettings(precision=chosen, threads=threads, streams=streams)
+        return OpenVinoRunner(deploy, settings, depth=depth)
     from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(build(modnet, spec), threads=threads, depth=depth)

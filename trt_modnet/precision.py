@@ -72,7 +72,7 @@ RECIPES = {
     "bf16": Recipe(
         "bf16",
         "MODNet in bf16 but its backbone and the start of its detail branch; pixel operations FP32",
-        Drift(0.066, 1.0, 10.0),
+        Drift(0.076, 1.0, 5.0),
     ),
 }
 

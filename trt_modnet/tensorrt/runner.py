@@ -158,9 +158,9 @@ class TensorRTRunner(Runner):
     def _pinned(self, array: np.ndarray) -> PinnedBuffer | None:
         """The pinned frame buffer `array` is a leading slice of, if any."""
         found = self._frame_pool.get(array.ctypes.data)
-        return (
-            found if found is not None and array.flags.c_contiguous and array.nbytes <= found.nbytes else None
-        )
+        if found is None or not array.flags["C_CONTIGUOUS"] or array.nbytes > found.nbytes:
+            return None
+        return found
 
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
         assert self._loaded is not None and self._compute is not None

@@ -162,21 +162,25 @@ def test_batch_with_a_corrupted_file_finishes_the_others(synthetic_onnx: Path, t
     assert "Traceback" not in proc.stderr
 
 
-def test_ctrl_c_removes_the_partial_output(synthetic_onnx: Path, tmp_path: Path) -> None:
-    src = need(VIDEOS / "juggle_720p.mp4")
-    out = tmp_path / "juggle.matte.mov"
-    args = [src, "-o", out, "--model", synthetic_onnx, "--backend", "onnxruntime"]
+def interrupt_while_writing(folder: Path, *args: str | Path) -> None:
+    """Run the job, press Ctrl-C once its temporary output exists: exit 130, nothing left, no traceback."""
     cmd = [sys.executable, "-m", "trt_modnet.process", *map(str, args)]
     child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".*")) and time.monotonic() < deadline:  # the temporary output exists
+    while not list(folder.glob(".*")) and time.monotonic() < deadline:  # the temporary output exists
         time.sleep(0.2)
     time.sleep(1.0)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=60)
     assert child.returncode == 130, stderr
-    assert list(tmp_path.iterdir()) == []
+    assert list(folder.iterdir()) == []
     assert "Traceback" not in stderr
+
+
+def test_ctrl_c_removes_the_partial_output(synthetic_onnx: Path, tmp_path: Path) -> None:
+    src = need(VIDEOS / "juggle_720p.mp4")
+    out = tmp_path / "juggle.matte.mov"
+    interrupt_while_writing(tmp_path, src, "-o", out, "--model", synthetic_onnx, "--backend", "onnxruntime")
 
 
 @pytest.mark.parametrize("case", ["missing_input", "onto_input", "no_model", "alpha_into_mp4"])

@@ -6,8 +6,8 @@ import argparse
 import logging
 import os
 import time
-from collections.abc import Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +68,8 @@ class JobSettings:
     stream: int | None = None
     engines: Path = Path("engines")
     ofd: bool = False
+    #: None: in this process; "local", "auto" or a cluster ADDRESS: file units on Ray workers.
+    ray: str | None = None
     modes_given: bool = field(default=False, compare=False)
 
 
@@ -78,24 +80,40 @@ def run_job(job: JobSettings) -> list[FileResult]:
     prepare_destinations(job, plans)
     needed = _graph_outputs(job, plans)
     if not any(plan.todo_paths and plan.problem is None for plan in plans):
-        return [_process_one(job, None, plan) for plan in plans]  # nothing to compute: no model needed
+        return [process_file(job, None, plan) for plan in plans]  # nothing to compute: no model needed
+    spec, model = DeploySpec(outputs=needed, ref_size=job.ref_size), resolve_model(job.model)
+    if job.ray is not None:
+        from trt_modnet.distributed.files import run_on_ray
+
+        return run_on_ray(job, model, spec, plans)
     results: list[FileResult] = []
+    with open_job_runner(job, model, spec) as runner:
+        for plan in plans:
+            results.append(process_file(job, runner, plan))
+    return results
+
+
+def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
+    """The runner the job's options ask for: one per job here, one per worker on Ray."""
     budget = thread_budget(threads=job.threads)
-    with open_runner(
+    return open_runner(
         job.backend,
-        resolve_model(job.model),
-        DeploySpec(outputs=needed, ref_size=job.ref_size),
+        model,
+        spec,
         precision=job.precision,
         threads=budget.inference,
         streams=budget.streams,
         engines_dir=job.engines,
-    ) as runner:
-        for plan in plans:
-            results.append(_process_one(job, runner, plan))
-    return results
+    )
 
 
-def _process_one(job: JobSettings, runner: Runner | None, plan: FilePlan) -> FileResult:
+def process_file(
+    job: JobSettings,
+    runner: Runner | None,
+    plan: FilePlan,
+    on_frames: Callable[[int], None] | None = None,
+) -> FileResult:
+    """One input to its outputs with an open runner: the unit of work, here and on Ray workers."""
     path = plan.input
     if plan.problem is not None:
         log.error("%s", plan.problem)
@@ -106,7 +124,7 @@ def _process_one(job: JobSettings, runner: Runner | None, plan: FilePlan) -> Fil
     first = plan.todo_paths[0]
     started = time.perf_counter()
     try:
-        frames = _run_file(job, runner, plan)
+        frames = _run_file(job, runner, plan, on_frames)
     except MattingError as exc:
         log.error("%s", exc)
         return FileResult(path, 0, 0.0, first, f"failed: {exc}")
@@ -119,7 +137,9 @@ def _process_one(job: JobSettings, runner: Runner | None, plan: FilePlan) -> Fil
     return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok")
 
 
-def _run_file(job: JobSettings, runner: Runner, plan: FilePlan) -> int:
+def _run_file(
+    job: JobSettings, runner: Runner, plan: FilePlan, on_frames: Callable[[int], None] | None
+) -> int:
     path, specs = plan.input, plan.outputs
     with ExitStack() as stack:
         reader = stack.enter_context(
@@ -140,7 +160,7 @@ def _run_file(job: JobSettings, runner: Runner, plan: FilePlan) -> int:
             background=background,
             smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
             on_batch=sheet.offer_batch if sheet else None,
-            on_frames=bar.update,
+            on_frames=bar.update if on_frames is None else on_frames,
         )
         count = pipeline.run(reader, info.height, info.width)
         if count == 0:
@@ -189,6 +209,7 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         stream=args.stream,
         engines=args.engines,
         ofd=args.ofd,
+        ray=args.ray,
     )
 
 
@@ -257,6 +278,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--stream", type=int, help="video stream index (default: the first)")
     p.add_argument("--engines", type=Path, default=Path("engines"), help="TensorRT engine cache folder")
+    p.add_argument(
+        "--ray",
+        metavar="local|auto|ADDRESS",
+        help="run the files on Ray workers: local starts Ray on this machine, auto or ADDRESS joins a "
+        "cluster (needs the ray extra)",
+    )
     return p
 
 

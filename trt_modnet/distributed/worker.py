@@ -1,0 +1,81 @@
+"""The Ray side: a file worker holding one runner for all its units, and the job's frame counter."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import socket
+from contextlib import ExitStack
+from pathlib import Path
+
+from trt_modnet.graph import DeploySpec
+from trt_modnet.plan import FilePlan
+from trt_modnet.process import JobSettings, open_job_runner, process_file
+from trt_modnet.summary import FileResult
+
+#: Tests only: a worker that finds this file deletes it and dies at once (os._exit) after its first frames.
+DIE_ONCE_ENV = "TRT_MODNET_RAY_DIE_ONCE"
+
+
+class FrameCounter:
+    """Frames done across every worker (a Ray actor): the driver's one progress bar reads it."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def add(self, frames: int) -> None:
+        self.done += frames
+
+    def value(self) -> int:
+        return self.done
+
+
+class FileWorker:
+    """A Ray actor: opens the runner once (engine built or loaded once per worker) and runs file units."""
+
+    def __init__(self, job: JobSettings, model: Path, spec: DeploySpec, counter: str) -> None:
+        # Per-file bars and tracebacks belong to the driver; the worker only counts frames.
+        self.job = dataclasses.replace(job, quiet=True)
+        import ray  # on the worker only: without the extra, --ray stops at its install hint first
+
+        self.counter = ray.get_actor(counter)
+        self.node = socket.gethostname()
+        self._stack = ExitStack()
+        self.runner = self._stack.enter_context(open_job_runner(job, model, spec))
+
+    def check(self, inputs: list[Path], folders: list[Path]) -> list[str]:
+        """What this node cannot reach: inputs it cannot read, destination folders it cannot write."""
+        problems = [f"{p}: cannot read it" for p in inputs if not os.access(p, os.R_OK)]
+        problems += [f"{d}: cannot write there" for d in folders if not os.access(d, os.W_OK | os.X_OK)]
+        return [f"{p} on Ray node {self.node}" for p in problems]
+
+    def run(self, plan: FilePlan) -> tuple[FileResult, str]:
+        for final in plan.todo_paths:
+            remove_partial(final)  # a retried unit: what the dead attempt left under temporary names
+        result = process_file(self.job, self.runner, plan, on_frames=self._frames)
+        return result, self.node
+
+    def _frames(self, count: int) -> None:
+        self.counter.add.remote(count)
+        _maybe_die()
+
+
+def remove_partial(final: Path) -> None:
+    """Remove temporary outputs (`.NAME.xxxx.part`) for `final` left by a worker that died or was killed."""
+    for temp in final.parent.glob(f".{final.name}.*.part"):
+        if temp.is_dir():
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
+
+
+def _maybe_die() -> None:
+    trigger = os.environ.get(DIE_ONCE_ENV)
+    if not trigger:
+        return
+    try:
+        os.remove(trigger)
+    except FileNotFoundError:
+        return
+    os._exit(1)

@@ -33,6 +33,20 @@ def test_a_recipe_outside_the_bounds_is_refused_as_default(monkeypatch: pytest.M
         assert precision.default_recipe(["bf16"]).name == ("bf16" if eligible else "fp32")
 
 
+def test_the_faster_recipe_is_measured_outside_the_bounds_so_auto_skips_it(
+    no_tensorrt: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert not precision.RECIPES["bf16-fast"].eligible_as_default
+    assert precision.RECIPES["bf16"].eligible_as_default
+    monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: None)
+    monkeypatch.setattr(select, "supports_bf16", lambda: True)
+    assert select.choose("auto").precision == "bf16"
+    assert select.choose("openvino", "bf16-fast").precision == "bf16-fast"  # opt-in still runs
+    fast = precision.Recipe("bf16-fast", "x", precision.Drift(0.1, 1.0, 3.0))
+    monkeypatch.setitem(precision.RECIPES, "bf16-fast", fast)
+    assert select.choose("auto").precision == "bf16-fast"  # within bounds, the faster one wins
+
+
 def test_auto_takes_bf16_only_where_the_cpu_has_it_and_the_recipe_is_in_bounds(
     no_tensorrt: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -106,6 +120,8 @@ def test_the_bf16_recipe_keeps_pixels_backbone_and_detail_branch_in_fp32(synthet
     assert "GlobalAveragePool" in ops[1] and all("lr_branch" in n for n in names[1])
     assert names[2] and all("hr_branch" in n and "conv_hr2x" not in n for n in names[2])
     assert any("conv_hr2x" in n for n in names[3]) and any("f_branch" in n for n in names[3])
+    fast = precision.stages(deploy, "bf16-fast")
+    assert [s.precision for s in fast] == ["f32", "bf16", "f32"]
     # Every stage's inputs are graph inputs or outputs of an earlier stage.
     known = {i.name for i in deploy.graph.input}
     for s in parts:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.precision import PRECISIONS, default_recipe, unavailable_reason
+from trt_modnet.precision import LOW, PRECISIONS, default_recipe, unavailable_reason
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
 from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
 from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
@@ -26,7 +26,7 @@ BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 #: What each backend can run; the first is its default.
 BACKEND_PRECISIONS = {
     "tensorrt": ("fp16", "fp32"),
-    "openvino": ("bf16", "fp32"),
+    "openvino": ("bf16", "bf16-fast", "fp32"),
     "onnxruntime": ("fp32",),
 }
 
@@ -88,10 +88,10 @@ def _with_precision(backend: str, precision: str, why: str) -> Choice:
         return Choice(backend, can[0], why)
     if precision not in can:
         raise MattingError(_cannot(backend, precision))
-    if backend == "openvino" and precision == "bf16" and not supports_bf16():
+    if backend == "openvino" and precision in LOW and not supports_bf16():
         raise MattingError(
-            "--precision bf16: this CPU has no native bf16 (AVX512_BF16 or AMX, as OpenVINO reports); "
-            "use --precision fp32"
+            f"--precision {precision}: this CPU has no native bf16 (AVX512_BF16 or AMX, as OpenVINO "
+            "reports); use --precision fp32"
         )
     return Choice(backend, precision, why)
 
@@ -99,13 +99,13 @@ def _with_precision(backend: str, precision: str, why: str) -> Choice:
 def _openvino_default(why: str) -> Choice:
     if not supports_bf16():
         return Choice("openvino", "fp32", f"{why}; this CPU has no native bf16, so FP32")
-    recipe = default_recipe(["bf16"])
-    if recipe.name == "bf16":
+    recipe = default_recipe(["bf16-fast", "bf16"])  # fastest first; the gate refuses bf16-fast
+    if recipe.name != "fp32":
         d = recipe.drift
         return Choice(
             "openvino",
-            "bf16",
-            f"{why}; the CPU has bf16 and the bf16 recipe is within the drift bounds "
+            recipe.name,
+            f"{why}; the CPU has bf16 and the {recipe.name} recipe is within the drift bounds "
             f"(worst mean {d.mean:.2f}/255, p99 {d.p99:g}/255)",
         )
     return Choice("openvino", "fp32", f"{why}; the bf16 recipe drifts beyond the default bounds, so FP32")
@@ -114,8 +114,8 @@ def _openvino_default(why: str) -> Choice:
 def _cannot(backend: str, precision: str) -> str:
     if precision == "fp16":
         return f"--precision fp16 is TensorRT's (NVIDIA GPUs); {backend} on the CPU runs fp32 or bf16"
-    if precision == "bf16":
-        return f"--precision bf16: {backend} does not run the bf16 recipe; use --backend openvino"
+    if precision in LOW:
+        return f"--precision {precision}: {backend} does not run bf16 recipes; use --backend openvino"
     return f"--precision {precision}: {backend} runs {', '.join(BACKEND_PRECISIONS[backend])}"
 
 

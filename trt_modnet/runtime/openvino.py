@@ -84,10 +84,13 @@ class OpenVinoRunner(Runner):
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
         check_feeds(feeds, {FRAMES, *((BACKGROUND,) if "composite" in self.outputs else ())})
         n = len(feeds[FRAMES])
-        chain = self._chain(slot, n)
+        # A short batch (a video's last) runs in the stages compiled for a full one, padded: a compile
+        # costs more than the few frames of padding, and holds its own memory.
+        size = min((c for c in self._compiled if c >= n), default=n)
+        chain = self._chain(slot, size)
         # Copied now: the caller may reuse its arrays as soon as submit returns.
         chain.load(feeds)
-        self._pending[slot] = self._worker.submit(chain.run)
+        self._pending[slot] = self._worker.submit(chain.run, n)
 
     def _result(self, slot: int) -> dict[str, np.ndarray]:
         return self._pending.pop(slot).result()
@@ -164,13 +167,14 @@ class _Chain:
     def load(self, feeds: Mapping[str, np.ndarray]) -> None:
         for request, names in zip(self.requests, self._feeds, strict=True):
             for name in names:
-                target = request.get_tensor(name).data
-                np.copyto(target, feeds[name])  # a [1,...] background broadcasts over the batch
+                target, array = request.get_tensor(name).data, feeds[name]
+                # A [1,...] background broadcasts over the whole batch; frames fill its first rows.
+                np.copyto(target if len(array) == 1 and name == BACKGROUND else target[: len(array)], array)
 
-    def run(self) -> dict[str, np.ndarray]:
+    def run(self, n: int) -> dict[str, np.ndarray]:
         for request in self.requests:
             request.infer()
-        return {name: self._last.get_tensor(name).data.copy() for name in self.outputs}
+        return {name: self._last.get_tensor(name).data[:n].copy() for name in self.outputs}
 
 
 def _tensor(array: np.ndarray) -> object:

@@ -19,6 +19,7 @@ from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs
 from trt_modnet.models import MODEL_ENV, resolve_model
+from trt_modnet.models.download import DownloadSettings
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.ofd import SmoothedOutputs
 from trt_modnet.official import DEFAULT_REF_SIZE
@@ -81,7 +82,8 @@ def run_job(job: JobSettings) -> list[FileResult]:
     needed = _graph_outputs(job, plans)
     if not any(plan.todo_paths and plan.problem is None for plan in plans):
         return [process_file(job, None, plan) for plan in plans]  # nothing to compute: no model needed
-    spec, model = DeploySpec(outputs=needed, ref_size=job.ref_size), resolve_model(job.model)
+    spec = DeploySpec(outputs=needed, ref_size=job.ref_size)
+    model = resolve_model(job.model, DownloadSettings(progress=not job.quiet))
     if job.ray is not None:
         from trt_modnet.distributed.files import run_on_ray
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
@@ -39,6 +40,15 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for name in BATCH:
         shutil.copy(need(VIDEOS / name), folder / name)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_handler() -> Iterator[None]:
+    """The CLI's log handler keeps the stderr it first saw: drop it so each test's capture gets the lines."""
+    yield
+    logger = logging.getLogger("trt_modnet")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
 
 
 def job(*args: str | Path) -> int:

@@ -37,7 +37,7 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
     video = need(SMALL)
     out, chart = tmp_path / "bench.json", tmp_path / "bench.png"
     argv = ["--video", str(video), "--model", str(synthetic_onnx), "--backend", "openvino", "onnxruntime"]
-    argv += ["--precision", "fp32", "--batch", "2", "--ref-size", "128", "--frames", "32"]
+    argv += ["--precision", "fp32", "--batch", "2", "--ref-size", "128", "--frames", "96"]
     argv += ["--memory-long-seconds", "8"]
     argv += ["--json", str(out), "--plot", str(chart), "--workdir", str(tmp_path / "work")]
     assert throughput.main(argv) == 0

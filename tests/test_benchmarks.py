@@ -61,7 +61,8 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
     assert result["versions"]["onnxruntime"] and result["versions"]["av"] and result["system"]["cpu"]
     # Each recorded child command ran the tiny clip with the settings asked for.
     job = result["child_commands"]["onnxruntime-fp32/end_to_end_b2"][0]
-    assert str(video) in job and "--batch 2" in job and "--ref-size 128" in job
+    # The harness resolves its paths (../shared may be a symlink).
+    assert str(video.resolve()) in job and "--batch 2" in job and "--ref-size 128" in job
     assert "--backend onnxruntime --precision fp32" in job
     assert f"| {figures['pipeline_efficiency']['2']:.2f} |" in table_row(result)
     image = cv2.imread(str(chart))

@@ -73,7 +73,7 @@ class ImageBackground(Background):
     def __init__(self, path: Path) -> None:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
-            raise MattingError(f"{path}: cannot read the background image")
+            raise MattingError(f"{path}: cannot read the --background image")
         self.path = path
         self.image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         self._plate: np.ndarray | None = None
@@ -113,7 +113,7 @@ class VideoBackground(Background):
             self._frames = iter(self._reader)
             frame = next(self._frames, None)
             if frame is None:
-                raise MattingError(f"{self.path}: the background video has no frames")
+                raise MattingError(f"{self.path}: the --background video has no frames")
         return frame.image
 
     def close(self) -> None:
@@ -144,14 +144,18 @@ def parse_colour(text: str) -> tuple[int, int, int] | None:
 
 def open_background(text: str | None) -> Background:
     """`text` is a colour name, #RRGGBB, an image file or a video file; None means the default colour."""
-    colour = parse_colour(text or DEFAULT_COLOUR)
+    colour = parse_colour(DEFAULT_COLOUR if text is None else text)
     if colour is not None:
         return ColourBackground(colour)
     assert text is not None
     path = Path(text)
+    if path.is_dir():
+        raise MattingError(f"{text}: the --background is a folder; name a colour, an image or a video")
     if not path.is_file():
         names = ", ".join(sorted(COLOURS))
-        raise MattingError(f"{text}: not a colour ({names} or #RRGGBB) and no such image or video file")
+        raise MattingError(
+            f"{text!r}: the --background is not a colour ({names} or #RRGGBB) nor an image or video file"
+        )
     if is_image_path(path):
         return ImageBackground(path)
     return VideoBackground(path)

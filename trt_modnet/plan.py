@@ -58,6 +58,8 @@ def plan_run(job: JobSettings, inputs: list[Path]) -> list[FilePlan]:
     if _colliding(job, inputs, namings, total):
         raise MattingError("two inputs would write the same output; name the outputs with -o per input")
     plans = [_plan_file(job, path, namings[path], total, inputs) for path in inputs]
+    if job.audio_out is not None and not any(s.audio_out for plan in plans for s in plan.outputs):
+        raise MattingError(f"{job.audio_out}: --audio-out is for PNG sequences; the outputs carry the audio")
     for plan, naming in zip(plans, namings.values(), strict=True):
         if naming != _Naming() and plan.outputs:
             log.info("%s: another input has the same name; writing %s", plan.input, plan.outputs[0].path)

@@ -22,11 +22,12 @@ from trt_modnet.models import MODEL_ENV, resolve_model
 from trt_modnet.models.download import DownloadSettings
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
 from trt_modnet.pipeline import Pipeline, PipelineSettings
 from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.precision import PRECISIONS
 from trt_modnet.preview import ContactSheet
+from trt_modnet.resources import bounded_batch, warn_if_low_space
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import BACKENDS, open_runner
 from trt_modnet.summary import FileResult, print_summary
@@ -148,17 +149,21 @@ def _run_file(
             open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
         )
         info = reader.info
+        expected = reader.expected_frames
+        _check_size(path, info.height, info.width, job.ref_size)
+        warn_if_low_space(specs, expected, info.height, info.width)
         background = None
         if any(s.content == "composite" for s in specs):
             background = stack.enter_context(open_background(job.background))
         writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
-        expected = reader.expected_frames
         sheet = ContactSheet(frame_count=expected) if plan.preview else None
         bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
         pipeline = Pipeline(
             runner,
             writers,
-            settings=PipelineSettings(batch=job.batch),
+            settings=PipelineSettings(
+                batch=bounded_batch(job.batch, expected, info.height, info.width, path)
+            ),
             background=background,
             smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
             on_batch=sheet.offer_batch if sheet else None,
@@ -170,6 +175,13 @@ def _run_file(
         if sheet is not None and plan.preview is not None:
             sheet.save(plan.preview, overwrite=job.overwrite)
         return count
+
+
+def _check_size(path: Path, height: int, width: int, ref_size: int) -> None:
+    try:
+        inference_size(height, width, ref_size)
+    except MattingError as exc:
+        raise MattingError(f"{path}: {exc}") from None
 
 
 def _graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
@@ -255,7 +267,7 @@ def _parser() -> argparse.ArgumentParser:
         help="auto (default): fp16 on TensorRT, bf16 on CPUs with native bf16 (OpenVINO), else fp32",
     )
     p.add_argument("--batch", type=positive_int, default=4, help="frames per inference batch (default 4)")
-    p.add_argument("--ref-size", type=positive_int, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
+    p.add_argument("--ref-size", type=_ref_size, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")
     p.add_argument(
         "--threads", type=positive_int, help="inference threads (default: all cores, shared with the codecs)"
     )
@@ -294,6 +306,15 @@ def _modes(text: str) -> str:
     if bad:
         raise argparse.ArgumentTypeError(f"unknown mode {bad[0]!r}: choose from {', '.join(OUTPUTS)}")
     return text
+
+
+def _ref_size(text: str) -> int:
+    value = positive_int(text)
+    if value < SIZE_MULTIPLE:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {SIZE_MULTIPLE} (MODNet's smallest input), got {value}"
+        )
+    return value
 
 
 def _seconds(text: str) -> float:

@@ -157,7 +157,15 @@ class Writer:
         with contextlib.ExitStack() as cleanup:
             for staging in self._stagings:
                 cleanup.callback(staging.discard)
-            cleanup.callback(self._resources.close)
+            cleanup.callback(self._close_quietly)
+
+    def _close_quietly(self) -> None:
+        # The output is being thrown away: a full disk failing the container's last write again must
+        # not hide the error that made us abort.
+        try:
+            self._resources.close()
+        except (av.FFmpegError, OSError) as exc:
+            log.debug("%s: closing the discarded output: %s", self.path, exc)
 
     def __enter__(self) -> Writer:
         return self
@@ -317,8 +325,8 @@ class Writer:
     def _errors(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except av.FFmpegError as exc:
-            raise MattingError(f"{self.path}: {doing} failed: {exc.strerror}") from None
+        except (av.FFmpegError, OSError) as exc:  # a full disk, a lost mount: the user's to act on
+            raise MattingError(f"{self.path}: {doing} failed: {exc.strerror or exc}") from None
 
 
 def _container_target(plan: OutputPlan, temp: Path) -> tuple[Path, dict[str, str]]:

@@ -3,9 +3,9 @@
 Each stage of the recipe (`trt_modnet.precision.stages`) is compiled for the video's exact shapes: static
 shapes measured 13% faster than dynamic ones (0.33 against 0.38 s per 720p frame, FP32, 2 cores), and a
 compile costs about 0.3 s per stage, once per video (a short last batch runs padded). Stages pass
-tensors to each other without copies. `streams` batches run at once, each on its own OpenVINO stream; on 2 cores two streams of
-one thread each beat one stream of two threads once decode and encode share the cores (a stalled thread
-then delays only its own batch; see the README's CPU figures).
+tensors to each other without copies. `streams` batches run at once, each on its own OpenVINO stream;
+on 2 cores two streams of one thread each beat one stream of two threads once decode and encode share
+the cores (a stalled thread then delays only its own batch; see the README's CPU figures).
 """
 
 from __future__ import annotations

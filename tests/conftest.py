@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,30 @@ def run_module(
     """`python -m module args...` in a subprocess, as a user runs it."""
     cmd = [sys.executable, "-m", module, *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[int, str]]]:
+    """`python -m trt_modnet.process args...` in this process: (exit code, stderr), without a start-up.
+
+    The CLI's log handler keeps the stderr it first saw, and pytest hangs its own capture on a logger that
+    does not propagate, so the CLI's logging setup is undone before and after each test.
+    """
+    from trt_modnet.cli import run_main
+    from trt_modnet.process import main
+
+    logger = logging.getLogger("trt_modnet")
+
+    def drop_handlers() -> None:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+    def run(*args: str | Path) -> tuple[int, str]:
+        capsys.readouterr()
+        code = run_main(main, [str(a) for a in args])
+        return code, capsys.readouterr().err
+
+    drop_handlers()
+    yield run
+    drop_handlers()

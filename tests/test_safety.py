@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -233,6 +234,37 @@ def test_frames_too_small_name_the_file(synthetic_onnx: Path, tmp_path: Path) ->
     proc = run_module("trt_modnet.process", str(tiny), "--model", str(synthetic_onnx), *FAST)
     assert proc.returncode == 2
     assert f"error: {tiny}: frames of 2x2 are too small" in proc.stderr
+
+
+def test_a_model_folder_is_named_a_folder(cli: Callable[..., tuple[int, str]], tmp_path: Path) -> None:
+    folder = tmp_path / "models.onnx"
+    folder.mkdir()
+    code, err = cli(photo(tmp_path), "--model", folder, *FAST)
+    assert (
+        code == 2
+        and err == f"error: {folder}: is a folder; --model takes a .onnx or .ckpt file, a name or a URL\n"
+    )
+
+
+def test_a_missing_model_says_how_to_get_one(cli: Callable[..., tuple[int, str]], tmp_path: Path) -> None:
+    missing = tmp_path / "missing.onnx"
+    code, err = cli(photo(tmp_path), "--model", missing, *FAST)
+    assert code == 2 and err.startswith(f"error: {missing}: no such model file; ") and err.count("\n") == 1
+    assert "photographic" in err and "python -m trt_modnet.export CKPT -o model.onnx" in err
+
+
+def test_an_output_under_a_file_names_that_file(
+    cli: Callable[..., tuple[int, str]], synthetic_onnx: Path, tmp_path: Path
+) -> None:
+    src, afile = photo(tmp_path), tmp_path / "afile"
+    afile.write_text("notes")
+    for out in (afile / "x.mov", afile / "sub" / "x.mov"):
+        code, err = cli(src, "-o", out, "--model", synthetic_onnx, *FAST)
+        assert code == 2 and err == f"error: {out}: {afile} is a file, not a folder\n"
+    assert afile.read_text() == "notes" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "afile",
+        "photo.png",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "FOLDER"])

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from trt_modnet.errors import MattingError
 from trt_modnet.inputs import is_image
 from trt_modnet.video import OutputSpec, default_output_path
-from trt_modnet.video.formats import resolve_format
+from trt_modnet.video.formats import check_parent_folder, resolve_format
 from trt_modnet.video.staging import remove_stale
 
 if TYPE_CHECKING:
@@ -99,10 +99,7 @@ def _check_preview(preview: Path) -> None:
         raise MattingError(f"{preview}: the preview is a PNG image; name it .png")
     if preview.is_dir():
         raise MattingError(f"{preview}: is a folder; the preview needs a file name")
-    if not preview.parent.is_dir():
-        raise MattingError(f"{preview}: the folder {preview.parent} does not exist")
-    if not os.access(preview.parent, os.W_OK | os.X_OK):
-        raise MattingError(f"{preview}: cannot write into {preview.parent} (permission denied)")
+    check_parent_folder(preview)
 
 
 def _colliding(job: JobSettings, inputs: list[Path], namings: dict[Path, _Naming], total: int) -> list[Path]:

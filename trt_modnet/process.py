@@ -151,11 +151,11 @@ def _run_file(
         info = reader.info
         expected = reader.expected_frames
         _check_size(path, info.height, info.width, job.ref_size)
-        warn_if_low_space(specs, expected, info.height, info.width)
         background = None
         if any(s.content == "composite" for s in specs):
             background = stack.enter_context(open_background(job.background))
         writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
+        warn_if_low_space(specs, expected, info.height, info.width)  # the writers checked the folders
         sheet = ContactSheet(frame_count=expected) if plan.preview else None
         bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
         pipeline = Pipeline(

@@ -17,6 +17,10 @@ MODEL_ENV = "TRT_MODNET_MODEL"
 _CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt")
 _FRAGMENT_ALGOS = ("sha256", "sha384", "sha512")
 _DEFAULTS = DownloadSettings()
+_HOW_TO_GET_ONE = (
+    f"name a model ({', '.join(MODELS)}) to have it downloaded, "
+    "or export a checkpoint: python -m trt_modnet.export CKPT -o model.onnx"
+)
 
 
 def resolve_model(text: str | Path | None, settings: DownloadSettings = _DEFAULTS) -> Path:
@@ -27,12 +31,16 @@ def resolve_model(text: str | Path | None, settings: DownloadSettings = _DEFAULT
     if "://" in text:
         return _as_onnx(fetch_url(text, settings))
     path = Path(text).expanduser()
+    if path.is_dir():
+        raise MattingError(f"{path}: is a folder; --model takes a .onnx or .ckpt file, a name or a URL")
     if path.suffix.lower() in _CHECKPOINT_SUFFIXES:
         if not path.is_file():
-            raise MattingError(f"{path}: no such checkpoint file")
+            raise MattingError(f"{path}: no such checkpoint file; {_HOW_TO_GET_ONE}")
         return onnx_from_checkpoint(path)
-    if path.suffix.lower() == ".onnx" or path.is_file():
+    if path.is_file():
         return path
+    if path.suffix.lower() == ".onnx":
+        raise MattingError(f"{path}: no such model file; {_HOW_TO_GET_ONE}")
     raise MattingError(
         f"{text}: not a model name ({', '.join(MODELS)}), a URL, or an existing .onnx or .ckpt file"
     )

@@ -286,16 +286,26 @@ def _is_folder_output(path: Path, fmt: Format, info: VideoInfo) -> bool:
 def _check_destination(path: Path, folder: bool, info: VideoInfo) -> None:
     if _same_file(path, info.path):
         raise MattingError(f"{path}: is the input itself; refusing to overwrite it")
-    parent = path.parent
-    if not parent.is_dir():
-        raise MattingError(f"{path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise MattingError(f"{path}: cannot write into {parent} (permission denied)")
+    check_parent_folder(path)
     if folder:
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
             raise MattingError(f"{path}: exists and is not an empty folder; PNGs need a new or empty one")
     elif path.is_dir():
         raise MattingError(f"{path}: is a folder; name a file")
+
+
+def check_parent_folder(path: Path) -> None:
+    """The folder an output goes into exists, is a folder, and takes new files."""
+    parent = path.parent
+    if parent.is_dir():
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise MattingError(f"{path}: cannot write into {parent} (permission denied)")
+        return
+    # Name the part of the path that is a file: `-o notes.txt/x.mov` is a typo, not a missing folder.
+    for part in (*reversed(parent.parents), parent):
+        if part.exists() and not part.is_dir():
+            raise MattingError(f"{path}: {part} is a file, not a folder")
+    raise MattingError(f"{path}: the folder {parent} does not exist")
 
 
 def _same_file(a: Path, b: Path) -> bool:

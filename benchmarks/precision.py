@@ -57,7 +57,7 @@ def seconds_per_frame(runner: Runner, rgb: np.ndarray) -> float:
 
 
 def recipes() -> list[str]:
-    return ["fp32", "bf16", "bf16-fast"] if supports_bf16() else ["fp32"]
+    return ["fp32", "bf16"] if supports_bf16() else ["fp32"]
 
 
 def measure(deploy: onnx.ModelProto, inputs: list[tuple[str, np.ndarray]], threads: int) -> dict:

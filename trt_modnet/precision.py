@@ -1,27 +1,29 @@
 """CPU precision recipes: which parts of the deployment graph run in which precision, and the drift gate.
 
 A recipe never lowers the pixel arithmetic: casts, the INTER_AREA taps, normalisation, rounding and
-compositing stay FP32 in every recipe, because bf16 keeps 8 significant bits and the taps sum hundreds
-of pixels. OpenVINO applies `INFERENCE_PRECISION_HINT` to a whole compiled model (the per-node
-`disable_fp16_compression` mark does not survive its CPU transformations: measured, no change), so a
-recipe is a partition of the one deployment graph into stages, each compiled with its own precision and
-chained tensor to tensor.
+compositing stay FP32, because bf16 keeps 8 significant bits and the taps sum hundreds of pixels.
+OpenVINO applies `INFERENCE_PRECISION_HINT` to a whole compiled model, and its per-node marks cannot be
+set from Python (OpenVINO 2026 reads a typed `DisablePrecisionConversion` attribute; string rt_info under
+`disable_fp16_compression_0` or `precise_0` changed nothing, measured bit-identical), so a recipe is a
+partition of the one deployment graph into stages, each compiled with its own precision and chained
+tensor to tensor.
 
 Where the drift comes from, measured with the stand-in model against the FP32 graph (OpenVINO 2026.4,
-2-core Xeon with AMX; mean / p99 / max |delta alpha| in 1/255, worst of four inputs: a 720p, a 360p and a
-240p frame and a P3M portrait):
+2-core Xeon with AMX; mean / p99 / max |delta alpha| in 1/255, worst over the inputs):
 
-    whole graph in bf16                                     0.85 / 16 / 129  (720p frame only)
-    pixels FP32, MODNet bf16                                0.48 /  9 /  68  (720p frame only)
-    pixels and backbone FP32, the rest bf16                 0.24 /  5 /  31
-    ... and the fusion or low-resolution branch FP32        0.23 /  5 /  28  (no help)
-    ... and the detail (hr) branch FP32                     0.04 /  1 /   2
-    ... and the detail branch but its last block FP32       0.07 /  1 /   5  <- the `bf16` recipe
+    pixels FP32, MODNet bf16 (24 shared inputs)                          3.08 / 56 / 200
+    pixels and the detail branch's first block FP32 (24)                 1.23 / 25 / 127
+    pixels and backbone FP32, the rest bf16 (4)                          0.24 /  5 /  31
+    ... and the detail branch's 1/4-scale blocks `conv_hr4x` FP32 (7)    0.19 /  4 /  20
+    ... and the detail branch but its last block FP32 (7)                0.08 /  1 /   5
+    ... and only the detail branch's first block FP32 (24)               0.10 /  2 /   9  <- `bf16`
 
-The detail branch refines edges from the image at 1/2 and 1/4 resolution, where bf16's 8 significant
-bits show; its last block (`conv_hr2x`, the largest) is robust. So the recipe keeps the backbone and
-the detail branch up to `conv_hr2x` in FP32 (about 7 of MODNet's 27 GMACs at 512x896) and runs the SE
-block, the low-resolution branch, `conv_hr2x` and the fusion branch in bf16. `python -m
+MobileNetV2's depthwise stack does not survive bf16, and neither does the detail branch's first block,
+`conv_enc2x`, the only convolution that reads the image itself (at 1/2 scale): it is a 0.3 GMAC of
+MODNet's ~20 at 512x896, where keeping the whole branch up to `conv_hr2x` costs 4.6 GMACs and 30% of
+the time (168 against 219 ms per 720p frame, 2 threads, batch 4). So `bf16` runs the SE block, the
+low-resolution branch, the detail branch from `tohr_enc4x` on and the fusion branch in bf16, in three
+stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16, FP32 (pixels out). `python -m
 benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
 """
 
@@ -36,9 +38,9 @@ from onnx.utils import Extractor
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import WRAPPER_PREFIX
 
-PRECISIONS = ("auto", "fp32", "bf16", "bf16-fast", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: The lowered precision OpenVINO runs each recipe's low stages in.
-LOW = {"bf16": "bf16", "bf16-fast": "bf16"}
+LOW = {"bf16": "bf16"}
 
 #: A precision is eligible as a default only inside these bounds on every shared input (1/255 units).
 MAX_DEFAULT_MEAN = 0.5
@@ -73,14 +75,8 @@ RECIPES = {
     "fp32": Recipe("fp32", "everything in FP32", Drift(0.0, 0.0, 0.0)),
     "bf16": Recipe(
         "bf16",
-        "MODNet in bf16 but its backbone and the start of its detail branch; pixel operations FP32",
-        Drift(0.076, 1.0, 5.0),
-    ),
-    # About 1.35x faster than `bf16` on a 2-core Xeon with AMX, but outside the default bounds: opt-in.
-    "bf16-fast": Recipe(
-        "bf16-fast",
-        "MODNet in bf16 but its backbone; pixel operations FP32",
-        Drift(0.237, 5.0, 31.0),
+        "MODNet in bf16 but its backbone and the detail branch's first block; pixel operations FP32",
+        Drift(0.104, 2.0, 9.0),
     ),
 }
 
@@ -105,31 +101,48 @@ class Stage:
 
 
 def stages(deploy: onnx.ModelProto, recipe: str) -> list[Stage]:
-    """The deployment graph cut for `recipe` into runs of nodes of one precision, in graph order."""
+    """The deployment graph cut for `recipe` into as few stages of one precision as its data flow allows.
+
+    Each node goes into the earliest stage of its precision that follows every stage it reads from (stages
+    alternate FP32, low, FP32, ...), so independent FP32 work shares one stage whatever the node order:
+    every boundary costs a copy and a layout change of the tensors that cross it.
+    """
     graph_inputs = tuple(i.name for i in deploy.graph.input)
     graph_outputs = tuple(o.name for o in deploy.graph.output)
     if recipe == "fp32":
         return [Stage(deploy, "f32", graph_inputs, graph_outputs)]
     if recipe not in LOW:
         raise MattingError(f"precision {recipe!r} has no CPU recipe; choose from {', '.join(RECIPES)}")
-    low = _bf16_nodes(deploy, keep_detail=recipe == "bf16")
-    runs: list[tuple[str, list[onnx.NodeProto]]] = []
-    for i, node in enumerate(deploy.graph.node):
-        precision = LOW[recipe] if i in low else "f32"
-        if runs and runs[-1][0] == precision:
-            runs[-1][1].append(node)
-        else:
-            runs.append((precision, [node]))
+    low = _low_nodes(deploy, recipe)
+    nodes = list(deploy.graph.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+    placed: list[int] = []
+    for i, node in enumerate(nodes):  # graph order is topological
+        after = max((placed[producer[t]] for t in node.input if t in producer), default=0)
+        placed.append(after if after % 2 == (i in low) else after + 1)
+    # Then as late as its readers allow: pixel work that reads only the graph's inputs (the composite's
+    # frames and background) runs beside its use instead of sending full-size tensors across stages.
+    readers: dict[str, list[int]] = {}
+    for i, node in enumerate(nodes):
+        for t in node.input:
+            readers.setdefault(t, []).append(i)
+    last = max(placed)
+    for i in reversed(range(len(nodes))):
+        bounds = [last - (last % 2 != (i in low))] if set(nodes[i].output) & set(graph_outputs) else []
+        for r in (r for t in nodes[i].output for r in readers.get(t, [])):
+            bounds.append(placed[r] if (r in low) == (i in low) else placed[r] - 1)
+        placed[i] = max(placed[i], min(bounds, default=placed[i]))
     extractor = Extractor(onnx.shape_inference.infer_shapes(deploy))
     initializers = {i.name for i in deploy.graph.initializer}
     result = []
-    for i, (precision, nodes) in enumerate(runs):
-        made = {o for n in nodes for o in n.output}
-        later = {t for _, rest in runs[i + 1 :] for n in rest for t in n.input} | set(graph_outputs)
-        needed = dict.fromkeys(t for n in nodes for t in n.input if t and t not in made | initializers)
-        outputs = [t for n in nodes for t in n.output if t in later]
+    for index in sorted(set(placed)):
+        members = [n for n, at in zip(nodes, placed, strict=True) if at == index]
+        made = {o for n in members for o in n.output}
+        later = {t for n, at in zip(nodes, placed, strict=True) if at > index for t in n.input}
+        needed = dict.fromkeys(t for n in members for t in n.input if t and t not in made | initializers)
+        outputs = [t for n in members for t in n.output if t in later | set(graph_outputs)]
         model = extractor.extract_model(list(needed), outputs)
-        result.append(Stage(model, precision, tuple(needed), tuple(outputs)))
+        result.append(Stage(model, LOW[recipe] if index % 2 else "f32", tuple(needed), tuple(outputs)))
     return result
 
 
@@ -142,35 +155,34 @@ def unavailable_reason(deploy: onnx.ModelProto, recipe: str) -> str | None:
     return None
 
 
-def _bf16_nodes(deploy: onnx.ModelProto, *, keep_detail: bool) -> set[int]:
-    """Indices of MODNet's nodes that run in bf16: all but the backbone and most of the detail branch.
+def _low_nodes(deploy: onnx.ModelProto, recipe: str) -> set[int]:
+    """Indices of MODNet's nodes that `recipe` runs in bf16: all of them, but, for `bf16`, the backbone
+    and the detail branch's first block, which reads the image.
 
-    The backbone is every ancestor of the SE block's global average pool (the only one in MODNet). The
-    high-resolution (detail) branch is found by its module scope in the node or tensor names, which the
-    official export, ours and the torch-free converter all carry; only its last block, `conv_hr2x`, runs
-    in bf16.
+    The backbone is every ancestor of the SE block's global average pool (the only one in MODNet); the
+    detail branch's first block is `hr_branch.conv_enc2x` with its ancestors (the image at 1/2 scale and
+    `tohr_enc2x`), found by module scope in the node or tensor names, which the official export, ours and
+    the torch-free converter all carry.
     """
     nodes = list(deploy.graph.node)
     network = [i for i, n in enumerate(nodes) if not n.name.startswith(WRAPPER_PREFIX)]
     pools = [i for i in network if nodes[i].op_type == "GlobalAveragePool"]
-    detail = [i for i in network if _in_module(nodes[i], "hr_branch")]
-    if len(pools) != 1 or not detail:
+    entry = [i for i in network if _in_module(nodes[i], "conv_enc2x")]
+    if len(pools) != 1 or not entry:
         raise MattingError(
             "--precision bf16 needs MODNet's SE block (one GlobalAveragePool) and module-scoped node names "
-            f"(found {len(pools)} pools, {len(detail)} hr_branch nodes): convert the checkpoint with "
-            "python -m trt_modnet.models or re-export it with python -m trt_modnet.export, or use "
+            f"(found {len(pools)} pools, {len(entry)} hr_branch.conv_enc2x nodes): convert the checkpoint "
+            "with python -m trt_modnet.models or re-export it with python -m trt_modnet.export, or use "
             "--precision fp32"
         )
     producer = {out: i for i in network for out in nodes[i].output}
-    fp32: set[int] = set()
-    todo = list(nodes[pools[0]].input)
+    fp32 = set(entry)
+    todo = [t for i in [*pools, *entry] for t in nodes[i].input]
     while todo:
         i = producer.get(todo.pop())
         if i is not None and i not in fp32:
             fp32.add(i)
             todo.extend(nodes[i].input)
-    if keep_detail:
-        fp32 |= {i for i in detail if not _in_module(nodes[i], "conv_hr2x")}
     return set(network) - fp32
 
 

@@ -122,7 +122,8 @@ class OpenVinoRunner(Runner):
             copy.reshape({name: shapes[name] for name in stage.inputs})
             stage_compiled = self._core.compile_model(copy, "CPU", self._config(stage))
             for out in stage_compiled.outputs:
-                shapes[out.get_any_name()] = list(out.get_shape())
+                # A tensor may carry several names (an output that is also a graph-internal name).
+                shapes.update(dict.fromkeys(out.get_names(), list(out.get_shape())))
             compiled.append(stage_compiled)
         return compiled
 

@@ -26,7 +26,7 @@ BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 #: What each backend can run; the first is its default.
 BACKEND_PRECISIONS = {
     "tensorrt": ("fp16", "fp32"),
-    "openvino": ("bf16", "bf16-fast", "fp32"),
+    "openvino": ("bf16", "fp32"),
     "onnxruntime": ("fp32",),
 }
 
@@ -99,7 +99,7 @@ def _with_precision(backend: str, precision: str, why: str) -> Choice:
 def _openvino_default(why: str) -> Choice:
     if not supports_bf16():
         return Choice("openvino", "fp32", f"{why}; this CPU has no native bf16, so FP32")
-    recipe = default_recipe(["bf16-fast", "bf16"])  # fastest first; the gate refuses bf16-fast
+    recipe = default_recipe(["bf16"])
     if recipe.name != "fp32":
         d = recipe.drift
         return Choice(

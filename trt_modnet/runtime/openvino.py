@@ -123,7 +123,7 @@ class OpenVinoRunner(Runner):
             stage_compiled = self._core.compile_model(copy, "CPU", self._config(stage))
             for out in stage_compiled.outputs:
                 # A tensor may carry several names (an output that is also a graph-internal name).
-                shapes.update(dict.fromkeys(out.get_names(), list(out.get_shape())))
+                shapes.update({name: list(out.get_shape()) for name in out.get_names()})
             compiled.append(stage_compiled)
         return compiled
 

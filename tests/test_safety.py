@@ -250,7 +250,8 @@ def test_a_missing_model_says_how_to_get_one(cli: Callable[..., tuple[int, str]]
     missing = tmp_path / "missing.onnx"
     code, err = cli(photo(tmp_path), "--model", missing, *FAST)
     assert code == 2 and err.startswith(f"error: {missing}: no such model file; ") and err.count("\n") == 1
-    assert "photographic" in err and "python -m trt_modnet.export CKPT -o model.onnx" in err
+    assert "python -m trt_modnet.models lists" in err
+    assert "python -m trt_modnet.export CKPT -o model.onnx" in err
 
 
 def test_an_output_under_a_file_names_that_file(

@@ -13,6 +13,11 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "output"
 # Set by `python -m trt_modnet.export --random-weights`; carried into deployment graphs.
 RANDOM_WEIGHTS_KEY = "trt_modnet.random_weights"
+#: Said wherever a model file is missing.
+HOW_TO_GET_A_MODEL = (
+    "python -m trt_modnet.models lists the models that download by name (--model NAME), "
+    "python -m trt_modnet.export CKPT -o model.onnx exports a checkpoint"
+)
 
 log = logging.getLogger("trt_modnet")
 
@@ -21,7 +26,7 @@ def load_onnx(path: str | Path) -> onnx.ModelProto:
     """Read an ONNX file, with one clear error if it is missing or not ONNX."""
     path = Path(path)
     if not path.is_file():
-        raise MattingError(f"{path}: no such model file")
+        raise MattingError(f"{path}: no such model file; {HOW_TO_GET_A_MODEL}")
     try:
         return onnx.load(str(path))
     except Exception as exc:  # protobuf raises several unrelated types for a non-ONNX file

@@ -8,6 +8,7 @@ import urllib.parse
 from pathlib import Path
 
 from trt_modnet.errors import MattingError
+from trt_modnet.modelfile import HOW_TO_GET_A_MODEL
 from trt_modnet.models.cache import models_dir, writable_dir
 from trt_modnet.models.convert import onnx_from_checkpoint
 from trt_modnet.models.download import DownloadSettings, fetch, mirror_urls
@@ -17,10 +18,6 @@ MODEL_ENV = "TRT_MODNET_MODEL"
 _CHECKPOINT_SUFFIXES = (".ckpt", ".pth", ".pt")
 _FRAGMENT_ALGOS = ("sha256", "sha384", "sha512")
 _DEFAULTS = DownloadSettings()
-_HOW_TO_GET_ONE = (
-    f"name a model ({', '.join(MODELS)}) to have it downloaded, "
-    "or export a checkpoint: python -m trt_modnet.export CKPT -o model.onnx"
-)
 
 
 def resolve_model(text: str | Path | None, settings: DownloadSettings = _DEFAULTS) -> Path:
@@ -35,12 +32,10 @@ def resolve_model(text: str | Path | None, settings: DownloadSettings = _DEFAULT
         raise MattingError(f"{path}: is a folder; --model takes a .onnx or .ckpt file, a name or a URL")
     if path.suffix.lower() in _CHECKPOINT_SUFFIXES:
         if not path.is_file():
-            raise MattingError(f"{path}: no such checkpoint file; {_HOW_TO_GET_ONE}")
+            raise MattingError(f"{path}: no such checkpoint file; {HOW_TO_GET_A_MODEL}")
         return onnx_from_checkpoint(path)
-    if path.is_file():
-        return path
-    if path.suffix.lower() == ".onnx":
-        raise MattingError(f"{path}: no such model file; {_HOW_TO_GET_ONE}")
+    if path.suffix.lower() == ".onnx" or path.is_file():
+        return path  # read only once the backend is chosen, so a bad choice is said first
     raise MattingError(
         f"{text}: not a model name ({', '.join(MODELS)}), a URL, or an existing .onnx or .ckpt file"
     )

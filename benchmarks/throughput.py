@@ -8,10 +8,11 @@ headline one (`figures`), every configuration is under `figures.configs`.
 
 Method: throughput is steady-state, measured the same way for every contender. Fixed costs (process
 start, imports, model load, graph build, session or engine creation, encoder start and flush) are
-excluded. Decode-only and inference-only run the first W frames untimed (W = the largest batch), then time
-the next N. Encode-only, the main job and the naive loop are timed over W and over W+N frames, each from
-scratch, and fps = N / (t(W+N) - t(W)), which cancels their fixed costs. The main job and the naive loop
-each run in a fresh process (so their peak memory is theirs alone), one after the other.
+excluded. Decode-only and inference-only run the first W frames untimed (W = the largest batch times the
+batches in flight, so that every slot's first run, which allocates, is untimed), then time the next N.
+Encode-only, the main job and the naive loop are timed over W and over W+N frames, each from scratch, and
+fps = N / (t(W+N) - t(W)), which cancels their fixed costs. The main job and the naive loop each run in a
+fresh process (so their peak memory is theirs alone), one after the other.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class BenchSettings:
 
     @property
     def warmup(self) -> int:
-        return max(self.batches)
+        return max(self.batches) * self.depth
 
     @property
     def compare_batch(self) -> int:

@@ -1,11 +1,12 @@
-"""The OpenVINO CPU runner: the deployment graph compiled per video, in the stages of a precision recipe.
+"""The OpenVINO CPU runner: the deployment graph compiled per frame size, in the stages of a precision recipe.
 
 Each stage of the recipe (`trt_modnet.precision.stages`) is compiled for the video's exact shapes: static
-shapes measured 13% faster than dynamic ones (0.33 against 0.38 s per 720p frame, FP32, 2 cores), and a
-compile costs about 0.3 s per stage, once per video (a short last batch runs padded). Stages pass
-tensors to each other without copies. `streams` batches run at once, each on its own OpenVINO stream;
-on 2 cores two streams of one thread each beat one stream of two threads once decode and encode share
-the cores (a stalled thread then delays only its own batch; see the README's CPU figures).
+shapes measured 13% faster than dynamic ones (0.33 against 0.38 s per 720p frame, FP32, 2 cores). A
+compile costs about 1 s for the three stages of `bf16`, once per frame size (the next clip of a folder at
+the same size reuses it; a short last batch runs padded). Stages pass tensors to each other without
+copies. `streams` batches run at once, each on its own OpenVINO stream; on 2 cores two streams of one
+thread each beat one stream of two threads once decode and encode share the cores (a stalled thread then
+delays only its own batch; see the README's CPU figures).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class OpenVinoRunner(Runner):
         self._pending: dict[int, Future[dict[str, np.ndarray]]] = {}
 
     def _prepare(self, height: int, width: int, batch: int) -> None:
+        if (height, width) == self._frame_size:
+            return  # the next clip of a folder at the same size: the compiled stages fit it (~1 s saved)
         self._size_feeds = size_feeds(self.spec, height, width)
         self._frame_size = (height, width)
         self._compiled.clear()

@@ -30,13 +30,13 @@ def need(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def synthetic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The stand-in checkpoint exported by our own exporter, as a user exports the official one."""
+    """The stand-in checkpoint exported by `python -m trt_modnet.export`, as a user exports the official one
+    (alone in its folder, so that tests can see what else the export left there)."""
     pytest.importorskip("torch")
-    from trt_modnet.modnet.checkpoint import load_checkpoint
-    from trt_modnet.modnet.export import export_onnx
+    from trt_modnet import export
 
     out = tmp_path_factory.mktemp("models") / "modnet_synthetic.onnx"
-    export_onnx(load_checkpoint(need(CHECKPOINT)), out)
+    assert export.main([str(need(CHECKPOINT)), "-o", str(out)]) == 0
     return out
 
 
@@ -50,8 +50,9 @@ def random_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-# Tiny tensors gain nothing from threads, and OpenMP threads spin badly when the cores are shared.
-ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+Completed = subprocess.CompletedProcess[str]
+#: The `cli` fixture's type.
+Cli = Callable[..., Completed]
 
 
 @pytest.fixture
@@ -73,27 +74,34 @@ def run_module(
 
 
 @pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., tuple[int, str]]]:
-    """`python -m trt_modnet.process args...` in this process: (exit code, stderr), without a start-up.
-
-    The CLI's log handler keeps the stderr it first saw, and pytest hangs its own capture on a logger that
-    does not propagate, so the CLI's logging setup is undone before and after each test.
-    """
-    from trt_modnet.cli import run_main
-    from trt_modnet.process import main
-
+def fresh_cli_logging() -> Iterator[None]:
+    """The CLI's logging setup undone before and after the test: its handler keeps the stderr it first saw,
+    and pytest hangs its own capture on a logger that does not propagate."""
     logger = logging.getLogger("trt_modnet")
 
-    def drop_handlers() -> None:
+    def undo() -> None:
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
         logger.propagate = True
 
-    def run(*args: str | Path) -> tuple[int, str]:
-        capsys.readouterr()
-        code = run_main(main, [str(a) for a in args])
-        return code, capsys.readouterr().err
+    undo()
+    yield
+    undo()
 
-    drop_handlers()
-    yield run
-    drop_handlers()
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], fresh_cli_logging: None) -> Cli:
+    """A command line run in this process, without a start-up: `cli(*args, main=process.main)`, with the
+    exit code, stdout and stderr that `python -m` would give (through run_main). `main` is any entry
+    point's `main(argv)`."""
+    from trt_modnet import process
+    from trt_modnet.cli import run_main
+
+    def run(*args: str | Path, main: Callable[[list[str]], int] = process.main) -> Completed:
+        argv = [str(a) for a in args]
+        capsys.readouterr()
+        code = run_main(main, argv)
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out.out, out.err)
+
+    return run

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 from itertools import islice
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from tests.conftest import IMAGES, VIDEOS, need
+from tests.conftest import IMAGES, VIDEOS, Cli, need
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import (
     OUTPUTS,
@@ -27,6 +25,7 @@ from trt_modnet.graph import (
     size_feeds,
     spec_of,
 )
+from trt_modnet.graph import main as graph_main
 from trt_modnet.modelfile import RANDOM_WEIGHTS_KEY
 from trt_modnet.official import RawModnet, inference_size, official_matte
 from trt_modnet.resize import area_taps, area_weights
@@ -254,17 +253,10 @@ def test_bad_specs_are_refused(kwargs: dict, message: str) -> None:
         DeploySpec(**kwargs)
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "trt_modnet.graph", *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def test_cli_writes_the_deployment_graph(synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_cli_writes_the_deployment_graph(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
     out = tmp_path / "deploy.onnx"
-    done = cli(
-        str(synthetic_onnx), "-o", str(out), "--outputs", "alpha,composite", "--ref-size", "384", "--fp16"
-    )
+    args = ("--outputs", "alpha,composite", "--ref-size", "384", "--fp16")
+    done = cli(synthetic_onnx, "-o", out, *args, main=graph_main)
     assert done.returncode == 0, done.stderr
     assert spec_of(onnx.load(str(out))) == DeploySpec(outputs=("alpha", "composite"), ref_size=384, fp16=True)
     assert [p.name for p in tmp_path.iterdir()] == ["deploy.onnx"]
@@ -278,11 +270,11 @@ def test_cli_writes_the_deployment_graph(synthetic_onnx: Path, tmp_path: Path) -
     ],
 )
 def test_cli_refuses_bad_input_in_one_line(
-    synthetic_onnx: Path, tmp_path: Path, missing_model: bool, args: list[str], message: str
+    cli: Cli, synthetic_onnx: Path, tmp_path: Path, missing_model: bool, args: list[str], message: str
 ) -> None:
     out = tmp_path / "deploy.onnx"
     model = tmp_path / "missing.onnx" if missing_model else synthetic_onnx
-    done = cli(str(model), "-o", str(out), *args)
+    done = cli(model, "-o", out, *args, main=graph_main)
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert re.match(message, done.stderr)

@@ -17,10 +17,11 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from tests.conftest import CHECKPOINT, IMAGES, VIDEOS, need, run_module
+from tests.conftest import CHECKPOINT, IMAGES, VIDEOS, Cli, need, run_module
 from tests.model_server import ModelServer, Served, model_server
 from trt_modnet.errors import MattingError
 from trt_modnet.models import resolve_model
+from trt_modnet.models.__main__ import main as models_main
 from trt_modnet.models.download import DownloadSettings
 from trt_modnet.models.registry import Pin, RegisteredModel
 from trt_modnet.models.resolve import fetch_registered
@@ -215,19 +216,20 @@ def test_the_converted_checkpoint_equals_our_pytorch_export(home: Path, syntheti
     np.testing.assert_allclose(ours, reference, atol=1e-5, rtol=0)
 
 
-def test_models_cli_lists_fetches_and_verifies(home: Path, server: ModelServer, ckpt_bytes: bytes) -> None:
-    env = {**os.environ, "TRT_MODNET_HOME": str(home)}
+def test_models_cli_lists_fetches_and_verifies(
+    cli: Cli, home: Path, server: ModelServer, ckpt_bytes: bytes
+) -> None:
     url = f"{server.base}/{NAME}#sha256={sha256(ckpt_bytes)}"
-    fetched = run_module("trt_modnet.models", "fetch", url, env=env)
+    fetched = cli("fetch", url, main=models_main)
     assert fetched.returncode == 0, fetched.stderr
     assert Path(fetched.stdout.split(": ", 1)[1].strip()).is_file()
     (home / "models" / "modnet_webcam_portrait_matting.ckpt").write_bytes(b"not the webcam model")
-    listed = run_module("trt_modnet.models", "list", env=env)
+    listed = cli("list", main=models_main)
     assert "photographic (default)" in listed.stdout and "webcam" in listed.stdout
     assert f"cached {home / 'models' / 'modnet_webcam_portrait_matting.ckpt'}" in listed.stdout
-    verified = run_module("trt_modnet.models", "verify", env=env)
+    verified = cli("verify", main=models_main)
     assert verified.returncode == 1 and "BAD webcam" in verified.stdout
-    unknown = run_module("trt_modnet.models", "fetch", "portrait", env=env)
+    unknown = cli("fetch", "portrait", main=models_main)
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
 
 

@@ -1,4 +1,5 @@
-"""The main job end to end: the real CLI in a subprocess on the shared videos, outputs read back with PyAV."""
+"""The main job end to end on the shared videos, outputs read back with PyAV: the real CLI in a subprocess
+where the process matters (start-up, signals, environment), else its entry point in this process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 import onnx
 import pytest
 
-from tests.conftest import IMAGES, VIDEOS, need
+from tests.conftest import IMAGES, VIDEOS, Cli, need
 from trt_modnet.graph import DeploySpec, build
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
@@ -87,11 +88,17 @@ def test_rgba_mov_keeps_frames_timing_audio_colour_and_matte(synthetic_onnx: Pat
     ],
 )
 def test_each_mode_and_format_keeps_every_frame_and_pts(
-    synthetic_onnx: Path, tmp_path: Path, mode: str, name: str, pix: str, codec: str | None
+    cli: Cli,
+    synthetic_onnx: Path,
+    tmp_path: Path,
+    mode: str,
+    name: str,
+    pix: str,
+    codec: str | None,
 ) -> None:
     src = need(VIDEOS / "carphone_qcif.mp4")
     out = tmp_path / name
-    proc = process(src, "-o", out, "--mode", mode, "--model", synthetic_onnx, "--duration", "0.2", *FAST)
+    proc = cli(src, "-o", out, "--mode", mode, "--model", synthetic_onnx, "--duration", "0.2", *FAST)
     assert proc.returncode == 0, proc.stderr
     source, source_times = decode(src)
     images, times = decode(out, pix, codec)
@@ -105,10 +112,10 @@ def test_each_mode_and_format_keeps_every_frame_and_pts(
         assert np.abs(np.stack(images).astype(int) - expected).mean() < 2  # H.264 crf on a matte
 
 
-def test_png_sequence_is_lossless(synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_png_sequence_is_lossless(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
     src = need(VIDEOS / "pancake_240p.mkv")
     out = tmp_path / "frames"
-    proc = process(src, "-o", out, "--format", "png", "--model", synthetic_onnx, "--duration", "0.1", *FAST)
+    proc = cli(src, "-o", out, "--format", "png", "--model", synthetic_onnx, "--duration", "0.1", *FAST)
     assert proc.returncode == 0, proc.stderr
     pngs = sorted(out.glob("*.png"))
     source, _ = decode(src)
@@ -120,10 +127,10 @@ def test_png_sequence_is_lossless(synthetic_onnx: Path, tmp_path: Path) -> None:
         assert np.array_equal(rgba[..., 3], expected[i])
 
 
-def test_still_image_gives_cutout_and_matte_pngs(synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_still_image_gives_cutout_and_matte_pngs(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
     src = tmp_path / "astronaut.png"
     shutil.copy(need(IMAGES / "portraits" / "astronaut.png"), src)
-    proc = process(src, "--model", synthetic_onnx, *FAST)
+    proc = cli(src, "--model", synthetic_onnx, *FAST)
     assert proc.returncode == 0, proc.stderr
     (rgba,), _ = decode(tmp_path / "astronaut.matte.png", "rgba")
     (matte,), _ = decode(tmp_path / "astronaut.alpha.png", "gray")
@@ -131,31 +138,33 @@ def test_still_image_gives_cutout_and_matte_pngs(synthetic_onnx: Path, tmp_path:
 
 
 def test_default_name_sits_beside_the_input_and_existing_output_is_skipped(
-    synthetic_onnx: Path, tmp_path: Path
+    cli: Cli, synthetic_onnx: Path, tmp_path: Path
 ) -> None:
     src = tmp_path / "clip.mp4"
     shutil.copy(need(VIDEOS / "carphone_qcif.mp4"), src)
     before = src.read_bytes()
     args = ("--model", synthetic_onnx, "--duration", "0.1", "--format", "mkv", *FAST)
-    assert process(src, *args).returncode == 0
+    assert cli(src, *args).returncode == 0
     out = tmp_path / "clip.matte.mkv"
     stamp = out.stat().st_mtime_ns
-    again = process(src, *args[:-1])  # not quiet: the summary says it was skipped
+    again = cli(src, *args[:-1])  # not quiet: the summary says it was skipped
     assert again.returncode == 0 and "skipped" in again.stdout
     assert out.stat().st_mtime_ns == stamp
-    assert process(src, *args, "--overwrite").returncode == 0
+    assert cli(src, *args, "--overwrite").returncode == 0
     assert out.stat().st_mtime_ns != stamp
     assert src.read_bytes() == before
 
 
-def test_batch_with_a_corrupted_file_finishes_the_others(synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_batch_with_a_corrupted_file_finishes_the_others(
+    cli: Cli, synthetic_onnx: Path, tmp_path: Path
+) -> None:
     good = need(VIDEOS / "carphone_qcif.mp4")
     for name in ("a.mp4", "c.mp4"):
         shutil.copy(good, tmp_path / name)
     (tmp_path / "b.mp4").write_bytes(good.read_bytes()[:4000])  # truncated: header, no frames
     out = tmp_path / "out"
     args = ("-o", out, "--model", synthetic_onnx, "--duration", "0.1", "--format", "mkv", *FAST[:-1])
-    proc = process(tmp_path, *args)
+    proc = cli(tmp_path, *args)
     assert proc.returncode != 0
     assert sorted(p.name for p in out.iterdir()) == ["a.matte.mkv", "c.matte.mkv"]
     assert "b.mp4" in proc.stdout and "failed" in proc.stdout
@@ -218,14 +227,16 @@ def test_bad_input_is_one_clear_line(synthetic_onnx: Path, tmp_path: Path, case:
         assert not cached.exists()
 
 
-def test_composite_over_a_video_background_with_ofd_and_preview(synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_composite_over_a_video_background_with_ofd_and_preview(
+    cli: Cli, synthetic_onnx: Path, tmp_path: Path
+) -> None:
     from trt_modnet.background import cover
 
     src, bg_video = need(VIDEOS / "carphone_qcif.mp4"), need(VIDEOS / "chaplin_360p.mp4")
     out, preview = tmp_path / "out", tmp_path / "sheet.png"
     out.mkdir()  # an existing folder: each output inside it under its default name
     args = ("--mode", "composite,alpha", "--format", "mkv", "--background", bg_video, "--ofd", "--preview")
-    proc = process(src, "-o", out, *args, preview, "--model", synthetic_onnx, "--duration", "0.2", *FAST)
+    proc = cli(src, "-o", out, *args, preview, "--model", synthetic_onnx, "--duration", "0.2", *FAST)
     assert proc.returncode == 0, proc.stderr
     source, _ = decode(src)
     background, _ = decode(bg_video)

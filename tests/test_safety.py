@@ -11,14 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from tests.conftest import IMAGES, VIDEOS, need, run_module
+from tests.conftest import IMAGES, VIDEOS, Cli, need, run_module
 from trt_modnet.background import open_background
 from trt_modnet.errors import MattingError
 from trt_modnet.inputs import collect_inputs
@@ -170,21 +169,20 @@ def tiny_disk(tmp_path: Path):
     disk = tmp_path / "disk"
     disk.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(
-            f"cannot mount a 2 MB tmpfs for a full disk (needs root): {mounted.stderr.decode().strip()}"
+            f"cannot mount a 1 MB tmpfs for a full disk (needs root): {mounted.stderr.decode().strip()}"
         )
     yield disk
     subprocess.run(["umount", str(disk)], check=False)
 
 
-def test_a_full_disk_is_one_line_naming_the_output(synthetic_onnx: Path, tiny_disk: Path) -> None:
+def test_a_full_disk_is_one_line_naming_the_output(cli: Cli, synthetic_onnx: Path, tiny_disk: Path) -> None:
     out = tiny_disk / "juggle.matte.mov"
     src = need(VIDEOS / "juggle_720p.mp4")
-    proc = run_module("trt_modnet.process", str(src), "-o", str(out), "--model", str(synthetic_onnx),
-                      "--duration", "1", *FAST)  # fmt: skip
+    proc = cli(src, "-o", out, "--model", synthetic_onnx, "--duration", "1", *FAST)
     assert proc.returncode == 2, proc.stderr
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
@@ -236,32 +234,35 @@ def test_frames_too_small_name_the_file(synthetic_onnx: Path, tmp_path: Path) ->
     assert f"error: {tiny}: frames of 2x2 are too small" in proc.stderr
 
 
-def test_a_model_folder_is_named_a_folder(cli: Callable[..., tuple[int, str]], tmp_path: Path) -> None:
+def test_a_model_folder_is_named_a_folder(cli: Cli, tmp_path: Path) -> None:
     folder = tmp_path / "models.onnx"
     folder.mkdir()
-    code, err = cli(photo(tmp_path), "--model", folder, *FAST)
+    proc = cli(photo(tmp_path), "--model", folder, *FAST)
+    assert proc.returncode == 2
     assert (
-        code == 2
-        and err == f"error: {folder}: is a folder; --model takes a .onnx or .ckpt file, a name or a URL\n"
+        proc.stderr == f"error: {folder}: is a folder; --model takes a .onnx or .ckpt file, a name or a URL\n"
     )
 
 
-def test_a_missing_model_says_how_to_get_one(cli: Callable[..., tuple[int, str]], tmp_path: Path) -> None:
+def test_a_missing_model_says_how_to_get_one(cli: Cli, tmp_path: Path) -> None:
     missing = tmp_path / "missing.onnx"
-    code, err = cli(photo(tmp_path), "--model", missing, *FAST)
-    assert code == 2 and err.startswith(f"error: {missing}: no such model file; ") and err.count("\n") == 1
+    proc = cli(photo(tmp_path), "--model", missing, *FAST)
+    err = proc.stderr
+    assert (
+        proc.returncode == 2
+        and err.startswith(f"error: {missing}: no such model file; ")
+        and err.count("\n") == 1
+    )
     assert "python -m trt_modnet.models lists" in err
     assert "python -m trt_modnet.export CKPT -o model.onnx" in err
 
 
-def test_an_output_under_a_file_names_that_file(
-    cli: Callable[..., tuple[int, str]], synthetic_onnx: Path, tmp_path: Path
-) -> None:
+def test_an_output_under_a_file_names_that_file(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
     src, afile = photo(tmp_path), tmp_path / "afile"
     afile.write_text("notes")
     for out in (afile / "x.mov", afile / "sub" / "x.mov"):
-        code, err = cli(src, "-o", out, "--model", synthetic_onnx, *FAST)
-        assert code == 2 and err == f"error: {out}: {afile} is a file, not a folder\n"
+        proc = cli(src, "-o", out, "--model", synthetic_onnx, *FAST)
+        assert proc.returncode == 2 and proc.stderr == f"error: {out}: {afile} is a file, not a folder\n"
     assert afile.read_text() == "notes" and sorted(p.name for p in tmp_path.iterdir()) == [
         "afile",
         "photo.png",

@@ -13,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-from tests.conftest import CHECKPOINT, IMAGES, ONE_THREAD, VIDEOS, need, run_module  # noqa: E402
+from tests.conftest import CHECKPOINT, IMAGES, VIDEOS, Cli, need  # noqa: E402
 from trt_modnet.adapt import main as adapt_main  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.export import main as export_main  # noqa: E402
@@ -73,10 +73,10 @@ def test_images_form_one_pool_beside_the_videos() -> None:
         assert np.array_equal(frame, cv2.cvtColor(cv2.imread(str(image)), cv2.COLOR_BGR2RGB))
 
 
-def test_adapt_cli_writes_a_checkpoint_that_exports_and_runs(tmp_path: Path) -> None:
+def test_adapt_cli_writes_a_checkpoint_that_exports_and_runs(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "adapted.ckpt"
-    args = [str(need(CARPHONE)), "--ckpt", str(need(CHECKPOINT)), "-o", str(out), "--ref-size", "128"]
-    proc = run_module("trt_modnet.adapt", *args, "--frames", "2", "--epochs", "1", env=ONE_THREAD)
+    args = [need(CARPHONE), "--ckpt", need(CHECKPOINT), "-o", out, "--ref-size", "128"]
+    proc = cli(*args, "--frames", "2", "--epochs", "1", main=adapt_main)
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/1: mean losses semantic" in proc.stdout
     adapted, original = load_checkpoint(out).state_dict(), load_checkpoint(CHECKPOINT).state_dict()

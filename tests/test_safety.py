@@ -18,12 +18,13 @@ import numpy as np
 import pytest
 
 from tests.conftest import IMAGES, VIDEOS, Cli, need, run_module
+from trt_modnet import resources
 from trt_modnet.background import open_background
 from trt_modnet.errors import MattingError
 from trt_modnet.inputs import collect_inputs
 from trt_modnet.plan import plan_run
 from trt_modnet.process import parse_args
-from trt_modnet.resources import bounded_batch
+from trt_modnet.resources import bounded_batch, warn_if_large_frame
 from trt_modnet.summary import FileResult, print_summary
 from trt_modnet.video.staging import Staging, remove_stale
 
@@ -129,7 +130,9 @@ def test_sigterm_and_sighup_clean_up_like_ctrl_c(synthetic_onnx: Path, tmp_path:
         "--model",
         str(synthetic_onnx),
     ]
-    child = subprocess.Popen([*cmd, *FAST], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*cmd, *FAST, "--batch", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob(".*.part")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -209,6 +212,26 @@ def test_batch_is_bounded_by_the_clip_and_by_memory(caplog: pytest.LogCaptureFix
         batch = bounded_batch(10**6, None, 6000, 8000, Path("big.png"))
     assert 1 <= batch < 10**6
     assert "big.png: --batch 1000000 does not fit in memory at 8000x6000; using " in caplog.text
+
+
+def test_a_large_still_says_what_it_costs_before_it_starts(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured: an 8000x6000 still peaks at 4.2 GB with rgba on ONNX Runtime, 2.6 GB with alpha only."""
+    big = Path("big.png")
+    with caplog.at_level(logging.INFO, logger="trt_modnet"):
+        warn_if_large_frame(big, 720, 1280, ("rgba", "alpha"))
+        assert caplog.records == []  # video sizes say nothing
+        warn_if_large_frame(big, 6000, 8000, ("rgba", "alpha"))
+        monkeypatch.setattr(resources, "_available_memory", lambda: 2 * 10**9)
+        warn_if_large_frame(big, 6000, 8000, ("alpha",))
+    info, warning = caplog.records
+    assert info.levelno == logging.INFO and info.getMessage() == (
+        "big.png: a 8000x6000 frame takes about 4.2 GB of memory on the CPU backends"
+    )
+    assert warning.levelno == logging.WARNING and warning.getMessage().startswith(
+        "big.png: a 8000x6000 frame needs about 2.6 GB of memory on the CPU backends, 2.0 GB is available"
+    )
 
 
 # -- 8. a trailing separator names a folder ---------------------------------------------------------------

@@ -31,8 +31,8 @@ NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 def test_soc_changes_weights_but_not_norm_statistics() -> None:
     model = load_checkpoint(need(CHECKPOINT))
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    frames = [network_input(rgb, 128) for rgb in video_frames(need(JUGGLE), 3)]
-    assert frames[0].shape == (1, 3, 128, 224)
+    frames = [network_input(rgb, 64) for rgb in video_frames(need(JUGGLE), 3)]
+    assert frames[0].shape == (1, 3, 64, 96)
     log: list[tuple[int, int, float, float]] = []
     adapt(model, frames, SocSettings(epochs=2), progress=lambda e, s, ls: log.append((e, s, *map(float, ls))))
 

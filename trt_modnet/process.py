@@ -27,7 +27,7 @@ from trt_modnet.pipeline import Pipeline, PipelineSettings
 from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.precision import PRECISIONS
 from trt_modnet.preview import ContactSheet
-from trt_modnet.resources import bounded_batch, warn_if_low_space
+from trt_modnet.resources import bounded_batch, warn_if_large_frame, warn_if_low_space
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import BACKENDS, open_runner
 from trt_modnet.summary import FileResult, print_summary
@@ -151,6 +151,7 @@ def _run_file(
         info = reader.info
         expected = reader.expected_frames
         _check_size(path, info.height, info.width, job.ref_size)
+        warn_if_large_frame(path, info.height, info.width, tuple(s.content for s in specs))
         background = None
         if any(s.content == "composite" for s in specs):
             background = stack.enter_context(open_background(job.background))

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+#: Columns of the identity resized at once.
+_IDENTITY_BLOCK = 256
+
 
 @dataclass(frozen=True)
 class Taps:
@@ -35,8 +38,16 @@ def area_weights(src: int, dst: int) -> np.ndarray:
     The scale OpenCV derives from `dsize` equals the one the official script passes as `fx`/`fy`
     (both are the double dst/src), so this serves the down-resize and the resize back alike.
     """
-    weights = cv2.resize(np.eye(src), (src, dst), interpolation=cv2.INTER_AREA)
-    return weights.reshape(dst, src)
+    # The identity in column blocks: the columns are not resized, so each block gives its own columns of
+    # the same weights, and a large frame's side costs src x block doubles, not src x src (8000 px: 512 MB).
+    weights = np.empty((dst, src))
+    for start in range(0, src, _IDENTITY_BLOCK):
+        cols = min(_IDENTITY_BLOCK, src - start)
+        block = np.zeros((src, cols))
+        block[start : start + cols] = np.eye(cols)
+        resized = cv2.resize(block, (cols, dst), interpolation=cv2.INTER_AREA)
+        weights[:, start : start + cols] = resized.reshape(dst, cols)
+    return weights
 
 
 def taps(weights: np.ndarray, width: int | None = None) -> Taps:

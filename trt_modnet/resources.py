@@ -17,6 +17,12 @@ log = logging.getLogger("trt_modnet")
 _BYTES_PER_SLOT_PIXEL = 6 * (3 + 8)
 #: The frame buffers may take at most this share of the memory available when the file starts.
 _MEMORY_SHARE = 0.5
+#: Peak memory of the whole job per pixel of one frame on the CPU backends, by the output it computes
+#: (ONNX Runtime, 8000x6000 still: 2.6, 4.2 and 5.0 GB). The graph's float intermediates at full
+#: resolution are most of it (3.1 of the 4.2 GB of rgba); TensorRT keeps those on the GPU.
+_PEAK_BYTES_PER_PIXEL = {"alpha": 54, "rgba": 88, "composite": 105}
+#: A frame that costs more than this is said before it starts.
+_LARGE_FRAME_BYTES = 2e9
 #: Rough encoded bytes per pixel and frame, to warn before a long run that cannot fit on the disk.
 _ENCODED_BYTES_PER_PIXEL = {"mov": 1.0, "png": 1.5, "mkv": 1.5, "webm": 0.1, "mp4": 0.1}
 
@@ -32,6 +38,30 @@ def bounded_batch(batch: int, frames: int | None, height: int, width: int, path:
         )
         batch = fits
     return batch
+
+
+def warn_if_large_frame(path: Path, height: int, width: int, contents: tuple[str, ...]) -> None:
+    """One line before a frame size whose memory cost is large: a warning when it exceeds what is free."""
+    need = max(_PEAK_BYTES_PER_PIXEL[c] for c in contents) * height * width
+    available = _available_memory()
+    if need > available:
+        log.warning(
+            "%s: a %dx%d frame needs about %.1f GB of memory on the CPU backends, %.1f GB is available: "
+            "expect swapping or the run to be killed (a smaller copy of the image costs less)",
+            path,
+            width,
+            height,
+            need / 1e9,
+            available / 1e9,
+        )
+    elif need > _LARGE_FRAME_BYTES:
+        log.info(
+            "%s: a %dx%d frame takes about %.1f GB of memory on the CPU backends",
+            path,
+            width,
+            height,
+            need / 1e9,
+        )
 
 
 def warn_if_low_space(specs: tuple[OutputSpec, ...], frames: int | None, height: int, width: int) -> None:

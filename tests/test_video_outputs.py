@@ -172,7 +172,8 @@ def _audio_edit(path: Path) -> list[tuple[int, int, float]]:
 @pytest.mark.parametrize("fmt", ["mov", "mp4"])
 def test_segment_keeps_aac_priming_and_starts_on_its_sample(tmp_path: Path, aac_clip: Path, fmt: str) -> None:  # noqa: F811
     """From t=0 the priming packet (pts -1024) stays and the edit list skips exactly its 1024 samples;
-    from t=2 the pre-roll packet stays and playback starts on sample 88200 (2 s at 44.1 kHz)."""
+    from t=2 the pre-roll packet stays and playback starts on sample 88200 (2 s at 44.1 kHz), at media
+    time 0 (.mov keeps the source's time in a timecode track)."""
     source = audio_packets(aac_clip)
     first = tmp_path / f"first.{fmt}"
     _write(aac_clip, {fmt: OutputSpec(path=first, content="composite")}, duration=0.4)
@@ -184,24 +185,35 @@ def test_segment_keeps_aac_priming_and_starts_on_its_sample(tmp_path: Path, aac_
     preroll = next(t for t, p in source if p == packets[0][1])
     preroll_sample = round(preroll * 44_100)
     assert preroll + 1024 / 44_100 <= 2.0 < preroll + 2048 / 44_100  # the packet before the first overlapping
-    if fmt == "mp4":  # --timestamps zero: media time skips to the segment's first sample
-        assert _audio_edit(later) == [(pytest.approx(0.4 * 44_100, abs=1100), 88_200 - preroll_sample, 1.0)]
-    else:  # source: an empty edit up to the pre-roll's own sample, exact in the 44.1 kHz movie timescale
-        assert _audio_edit(later)[0] == (preroll_sample, -1, 1.0)
+    # No empty edit: media time skips to the segment's first sample, exact in the 44.1 kHz movie timescale.
+    assert _audio_edit(later) == [(pytest.approx(0.4 * 44_100, abs=1100), 88_200 - preroll_sample, 1.0)]
 
 
 @pytest.mark.parametrize(
-    ("fmt", "mode", "first"),
-    [("mp4", None, 0), ("webm", None, 0), ("mov", None, 2.0), ("mov", "zero", 0), ("mp4", "source", 2.0)],
+    ("fmt", "mode", "first", "timecode"),
+    [
+        ("mp4", None, 0, None),
+        ("webm", None, 0, None),
+        ("mov", None, 0, "00:00:02:00"),
+        ("mov", "zero", 0, None),
+        ("mp4", "source", 2.0, None),
+    ],
 )
-def test_timestamps_source_or_zero(tmp_path: Path, fmt: str, mode: str | None, first: float) -> None:
-    """Defaults: .mp4/.webm start at 0 (browsers), .mov keeps the source's times (editors' timelines)."""
+def test_timestamps_source_or_zero(
+    tmp_path: Path, fmt: str, mode: str | None, first: float, timecode: str | None
+) -> None:
+    """Defaults: .mp4/.webm start at 0 (browsers); .mov keeps the source's time for editors' timelines in
+    a timecode track, its media from 0, so that its duration is the content's."""
     source = make_clip(tmp_path / "in.mp4", [pattern(48, 64, i) for i in range(75)])
     out = tmp_path / f"out.{fmt}"
     spec = OutputSpec(path=out, content="composite", timestamps=mode)
     _write(source, {fmt: spec}, start=2.0, duration=0.4)
     pts, time_base = video_pts(out)
     assert float(pts[0] * time_base) == pytest.approx(first, abs=0.002)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].metadata.get("timecode") == timecode
+        # FFmpeg's duration (ffprobe's) is the content's in every mode
+        assert container.duration / 1e6 == pytest.approx(0.4, abs=0.03)
     if fmt == "webm":
         with av.open(str(out)) as container:
             duration = container.duration / 1e6

@@ -56,6 +56,9 @@ class Format:
     # "source": the source's timestamps, so a segment sits where it was on an editor's timeline;
     # "zero": the first frame at 0, what browsers need (no empty edit, the duration is the content's).
     timestamps: str = "source"
+    # With "source", the source's time of the first frame goes into a timecode track and the media starts
+    # at 0: QuickTime counts an empty edit in the movie's duration, and editors place clips by timecode.
+    timecode: bool = False
 
     def holds(self, content: str) -> bool:
         return content in self.pixel_formats
@@ -91,6 +94,7 @@ FORMATS: Mapping[str, Format] = _frozen(
             description="ProRes 4444 with alpha (422 HQ without), for editors",
             audio_fallback="aac",
             audio_codecs=EDITOR_AUDIO,
+            timecode=True,
         ),
         "webm": Format(
             name="webm",

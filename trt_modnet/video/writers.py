@@ -107,7 +107,7 @@ class Writer:
             pts = self._pts(frame)
             video = self._video_frame(image)
             if self._offset is None:
-                self._offset = pts if self.plan.timestamps == "zero" else 0
+                self._offset = self._first_offset(pts)
             video.pts, video.time_base = pts - self._offset, self._time_base
             for name, value in self._frame_tags.items():
                 setattr(video, name, value)
@@ -190,6 +190,9 @@ class Writer:
             # audio starts on its exact sample.
             options["movie_timescale"] = str(info.audio[0].sample_rate)
         self._container = self._open_container(target, plan.format.muxer, options)
+        self._timecode_track = (
+            plan.format.timecode and plan.timestamps == "source" and bool(info.average_rate)
+        )
         self._stream = self._add_video_stream()
         audio = info.audio if plan.audio and not info.is_image else ()
         if audio and not plan.folder and plan.format.audio_fallback:
@@ -201,7 +204,12 @@ class Writer:
         with self._errors("creating the output"):
             for container in self._containers:
                 _mark_default(container)
-                container.start_encoding()
+                # With a timecode track the header waits for the first frame, whose time it holds; the
+                # file is created now all the same, so that a destination that takes none fails up front.
+                if container is self._container and self._timecode_track:
+                    Path(target).touch()
+                else:
+                    container.start_encoding()
         if (plan.width, plan.height) != (info.width, info.height):
             log.warning(
                 "%s: H.264 4:2:0 needs an even size: %dx%d padded to %dx%d by repeating the last pixels",
@@ -294,6 +302,20 @@ class Writer:
         self._last_pts = pts
         return pts
 
+    def _first_offset(self, pts: int) -> int:
+        """What every pts loses: the first frame's with --timestamps zero, or when a timecode track says
+        where the first frame sat in the source."""
+        if self.plan.timestamps == "zero":
+            return pts
+        if not self._timecode_track:
+            return 0
+        rate = self._info.average_rate
+        assert rate is not None  # no timecode without a frame rate
+        if pts > 0:
+            self._stream.metadata["timecode"] = _timecode(pts * self._time_base, rate)
+        self._container.start_encoding()
+        return max(pts, 0)
+
     def _video_frame(self, image: np.ndarray) -> av.VideoFrame:
         plan = self.plan
         source = plan.source_pixel_format
@@ -336,6 +358,14 @@ def _container_target(plan: OutputPlan, temp: Path) -> tuple[Path, dict[str, str
     if plan.format.muxer == "image2":
         return temp, {"update": "1"}  # one still image
     return temp, dict(plan.format.muxer_options)
+
+
+def _timecode(time: Fraction, rate: Fraction) -> str:
+    """HH:MM:SS:FF of the frame at `time`, non-drop (frames counted at the rounded rate, as editors read
+    a 29.97 fps non-drop timecode)."""
+    fps = round(rate)
+    seconds, frames = divmod(round(time * rate), fps)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
 
 
 def _frame_step(rate: Fraction | None, time_base: Fraction) -> int:

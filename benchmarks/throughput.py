@@ -470,6 +470,7 @@ def system_info() -> dict[str, Any]:
     affinity = getattr(os, "sched_getaffinity", None)
     return {
         "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
         "gpu": _gpus(),
@@ -490,6 +491,18 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    """The SIMD features that decide the CPU figures (AVX-512, VNNI, bf16, AMX), from /proc/cpuinfo."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = line.split(":", 1)[1].split()
+                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4")))
+    except OSError:
+        pass
+    return []
 
 
 def _gpus() -> list[str]:

@@ -59,6 +59,7 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
     assert result["input"]["width"] == 176 and result["input"]["height"] == 144
     assert result["memory"]["long"]["frames"] == 2 * result["memory"]["short"]["frames"]
     assert result["versions"]["onnxruntime"] and result["versions"]["av"] and result["system"]["cpu"]
+    assert "cpu_flags" in result["system"]  # the SIMD features every CPU figure depends on
     # Each recorded child command ran the tiny clip with the settings asked for.
     job = result["child_commands"]["onnxruntime-fp32/end_to_end_b2"][0]
     # The harness resolves its paths (../shared may be a symlink).

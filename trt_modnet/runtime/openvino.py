@@ -75,7 +75,7 @@ class OpenVinoRunner(Runner):
         self._pending: dict[int, Future[dict[str, np.ndarray]]] = {}
 
     def _prepare(self, height: int, width: int, batch: int) -> None:
-        if (height, width) == self._frame_size:
+        if (height, width) == self._frame_size and self._compiled:
             return  # the next clip of a folder at the same size: the compiled stages fit it (~1 s saved)
         self._size_feeds = size_feeds(self.spec, height, width)
         self._frame_size = (height, width)

@@ -816,6 +816,77 @@ def test_the_pipeline_decodes_into_the_runners_frame_buffers() -> None:
     assert np.array_equal(np.stack(writer.images), images // 2 + 64)
 
 
+def test_lent_results_are_the_pinned_buffers_and_hold_their_slot(host_cudart: HostCudart) -> None:
+    from trt_modnet.tensorrt import TensorRTRunner
+
+    rng = np.random.default_rng(8)
+    batches = [rng.integers(0, 256, (2, 36, 52, 3), dtype=np.uint8) for _ in range(3)]
+    with TensorRTRunner(HostSource(HOST_IO), outputs=("rgba",), depth=2) as runner:
+        runner.prepare(36, 52, 2)
+        leases = [runner.lend(runner.submit({"frames": b, "background": b[:1]})) for b in batches[:2]]
+        pinned = {buf.ptr for slot in runner._slots for buf in slot.host.values()}
+        for lease, frames in zip(leases, batches[:2], strict=True):
+            assert lease.held and lease.outputs["rgba"].ctypes.data in pinned  # no copy out
+            assert np.array_equal(lease.outputs["rgba"][..., 3], _alpha(frames, 0.5))
+        with pytest.raises(RuntimeError, match="already in flight"):
+            runner.submit({"frames": batches[2], "background": batches[2][:1]})  # both slots still lent
+        with pytest.raises(RuntimeError, match="already collected"):
+            runner.result(0)
+        with pytest.raises(RuntimeError, match="in flight"):
+            runner.prepare(36, 52, 2)
+        leases[0].release()
+        leases[0].release()  # idempotent
+        out = runner.result(runner.submit({"frames": batches[2], "background": batches[2][:1]}))
+        assert np.array_equal(out["rgba"][..., 3], _alpha(batches[2], 0.5))
+        assert np.array_equal(leases[1].outputs["rgba"][..., 3], _alpha(batches[1], 0.5))  # untouched
+    leases[1].release()  # after close: nothing to give back, no error
+    assert host_cudart.memory == {}
+
+
+def test_the_pipeline_gives_a_lent_batch_back_only_after_every_encoder_wrote_it(
+    host_cudart: HostCudart,
+) -> None:
+    import time
+    from fractions import Fraction
+
+    from trt_modnet.pipeline import Pipeline, PipelineSettings
+    from trt_modnet.tensorrt import TensorRTRunner
+    from trt_modnet.video import Frame
+
+    images = np.random.default_rng(9).integers(0, 256, (11, 32, 48, 3), dtype=np.uint8)
+    frames = [Frame(image=im, pts=i, time_base=Fraction(1, 25), index=i) for i, im in enumerate(images)]
+
+    class Slow:
+        """Copies what it is given only after a pause: a slot given back early is overwritten by then."""
+
+        def __init__(self, pause: float) -> None:
+            self.pause, self.images = pause, []
+
+        def write(self, image: np.ndarray, frame: Frame) -> None:
+            time.sleep(self.pause)
+            self.images.append(image.copy())
+
+        def close(self) -> None:
+            pass
+
+    writers = [Slow(0.002), Slow(0.01)]
+    with TensorRTRunner(HostSource(HOST_IO), outputs=("rgba", "composite"), depth=3) as runner:
+        settings = PipelineSettings(batch=2, depth=2)
+        grey = types.SimpleNamespace(
+            prepare=lambda h, w: None, batch=lambda n: np.full((1, 32, 48, 3), 128, np.uint8)
+        )
+        pipeline = Pipeline(
+            runner, [("rgba", writers[0]), ("composite", writers[1])], settings=settings, background=grey
+        )  # type: ignore[arg-type]
+        for _ in range(2):  # a second video through the same runner: every slot came back
+            count = pipeline.run(frames, 32, 48)  # type: ignore[arg-type]
+            assert count == 11 and len(runner.inflight) == 0
+    alpha = _alpha(images, 0.5)
+    assert np.array_equal(np.stack(writers[0].images[:11]), np.concatenate([images, alpha[..., None]], -1))
+    composite = np.where(alpha[..., None] == 0, 128, images)
+    assert np.array_equal(np.stack(writers[1].images[11:]), composite)
+
+
 class NanContext(HostContext):
     def execute_async_v3(self, stream_handle: int) -> bool:
         super().execute_async_v3(stream_handle)

@@ -151,6 +151,10 @@ def test_misuse_is_refused(deploy: onnx.ModelProto, make: tuple) -> None:
         runner.result(ticket)
         with pytest.raises(RuntimeError, match="not in flight"):
             runner.result(ticket)
+        # The CPU runners copy their outputs anyway: a lent batch is the caller's and holds no slot.
+        lease = runner.lend(runner.submit(ok))
+        assert not lease.held and lease.outputs["alpha"].shape == frames.shape[:3]
+        runner.result(runner.submit(ok))
 
 
 def test_close_is_idempotent_and_final(deploy: onnx.ModelProto, make: tuple) -> None:

@@ -3,7 +3,9 @@
 Stages are threads joined by bounded queues, so memory stays flat however long the video and the slowest
 stage sets the pace (FFmpeg and the runtimes release the GIL). Frame batches live in a fixed pool of
 buffers that the decode thread fills and the inference loop returns once the runner is done with them.
-The first error in any stage stops the others promptly and is re-raised in the caller's thread.
+A runner that lends its outputs (TensorRT's pinned buffers) gets each batch's slot back once every encoder
+has written it; only the inference thread touches the runner. The first error in any stage stops the
+others promptly and is re-raised in the caller's thread.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from trt_modnet.background import Background
 from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.runtime.base import Runner
+from trt_modnet.runtime.base import Lease, Runner
 from trt_modnet.video import Frame, Writer
 
 _END = object()
@@ -41,6 +43,23 @@ class _Batch:
     items: list[Frame]
     background: np.ndarray | None
     buffer: np.ndarray
+
+
+class _Shared:
+    """A lent batch read by several encoders: returned to the inference thread after the last one."""
+
+    def __init__(self, lease: Lease, readers: int, returned: queue.Queue[Lease]) -> None:
+        self.lease = lease
+        self._readers = readers
+        self._returned = returned
+        self._lock = threading.Lock()
+
+    def done(self) -> None:
+        with self._lock:
+            self._readers -= 1
+            last = self._readers == 0
+        if last:
+            self._returned.put(self.lease)
 
 
 #: Called with each finished batch: (frame metadata, decoded frames, runner outputs).
@@ -113,10 +132,13 @@ class Pipeline:
         self.on_batch = on_batch
         self.on_frames = on_frames
         self._stages = _Stages()
+        self._returned: queue.Queue[Lease] = queue.Queue()  # leases the encoders are done with
+        self._held: list[Lease] = []
 
     def run(self, frames: Iterable[Frame], height: int, width: int) -> int:
         """Process every frame; returns the number of frames written. Writers are closed on success."""
         s = self.settings
+        self._returned = queue.Queue()
         self.runner.prepare(height, width, s.batch)
         if self.background is not None:
             self.background.prepare(height, width)
@@ -140,6 +162,9 @@ class Pipeline:
         finally:
             for t in threads:
                 t.join()
+            for lease in self._held:  # every slot back, also those of a failed encoder
+                lease.release()
+            self._held.clear()
         if self._stages.error is not None:
             raise self._stages.error
         return count
@@ -180,6 +205,10 @@ class Pipeline:
             # With OFD the composite is blended after smoothing, outside the graph.
             if batch.background is not None and "composite" in self.runner.outputs:
                 feeds["background"] = batch.background
+            collected = self._free_slot(pending, pool, encoders)
+            if collected is None:
+                break
+            count += collected
             pending.append((self.runner.submit(feeds), batch))
             if len(pending) >= self.settings.depth:
                 count += self._collect(*pending.popleft(), pool, encoders)
@@ -191,16 +220,56 @@ class Pipeline:
             st.put(q, _END)
         return count
 
+    def _free_slot(
+        self,
+        pending: deque[tuple[int, _Batch]],
+        pool: queue.Queue[np.ndarray],
+        encoders: list[queue.Queue[Any]],
+    ) -> int | None:
+        """Wait until the runner has a slot for one more batch: slots come back as the encoders finish lent
+        batches. Returns the frames collected meanwhile, or None on stop."""
+        count = 0
+        self._give_back(block=False)
+        while len(pending) + len(self._held) >= self.runner.inflight.depth:
+            if not self._held:
+                count += self._collect(*pending.popleft(), pool, encoders)
+            elif not self._give_back(block=True):
+                return None
+        return count
+
+    def _give_back(self, *, block: bool) -> bool:
+        """Release the leases the encoders are done with (waiting for one if `block`); False on stop."""
+        while True:
+            try:
+                lease = self._returned.get(timeout=_POLL_S) if block else self._returned.get_nowait()
+            except queue.Empty:
+                if not block:
+                    return True
+                if self._stages.stop.is_set():
+                    return False
+                continue
+            lease.release()
+            self._held.remove(lease)
+            block = False
+
     def _collect(
         self, ticket: int, batch: _Batch, pool: queue.Queue[np.ndarray], encoders: list[queue.Queue[Any]]
     ) -> int:
-        outputs = self.runner.result(ticket)
+        # The smoother keeps frames across batches: it gets arrays of its own.
+        lease = self.runner.lend(ticket) if self.smoother is None else Lease(self.runner.result(ticket), None)
+        outputs = lease.outputs
         if self.on_batch is not None:
             self.on_batch(batch.items, batch.frames, outputs)
         pool.put(batch.buffer)
         if self.smoother is None:
+            shared = None
+            if lease.held and self.writers:
+                self._held.append(lease)
+                shared = _Shared(lease, len(self.writers), self._returned)
+            else:
+                lease.release()  # nothing reads it later
             for (output, _), q in zip(self.writers, encoders, strict=True):
-                self._stages.put(q, (outputs[output], batch.items))
+                self._stages.put(q, (outputs[output], batch.items, shared))
         else:
             self._send(self.smoother.push(outputs, batch.items, batch.background), encoders)
         return len(batch.items)
@@ -213,14 +282,16 @@ class Pipeline:
             return
         items = [item for _, item in frames]
         for (output, _), q in zip(self.writers, encoders, strict=True):
-            self._stages.put(q, ([images[output] for images, _ in frames], items))
+            self._stages.put(q, ([images[output] for images, _ in frames], items, None))
 
     def _encode(self, writer: Writer, q: queue.Queue[Any], report: Callable[[int], None] | None) -> None:
         st = self._stages
         while (item := st.get(q)) is not _END:
-            images, items = item
+            images, items, shared = item
             for image, frame in zip(images, items, strict=True):
                 writer.write(image, frame)
+            if shared is not None:
+                shared.done()
             if report is not None:
                 report(len(items))
         if not st.stop.is_set():

@@ -2,14 +2,15 @@
 
 A runner is prepared once per video with the frame size and the largest batch, then used with
 `submit(feeds) -> ticket` and `result(ticket) -> outputs`, so that up to `depth` batches are in flight
-while the host decodes and encodes. Named arrays in, named arrays out.
+while the host decodes and encodes. Named arrays in, named arrays out. `lend(ticket)` is `result` without
+the copy where a runner can lend its own memory: the batch then keeps its slot until released.
 """
 
 from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 
 import numpy as np
@@ -65,6 +66,22 @@ class InFlight:
         self._open.clear()
 
 
+class Lease:
+    """A batch's outputs lent by its runner: valid, and the batch's slot taken while `held`, until
+    `release()`. A runner that copies its outputs anyway lends owned arrays and holds nothing."""
+
+    def __init__(self, outputs: dict[str, np.ndarray], release: Callable[[], None] | None) -> None:
+        self.outputs = outputs
+        self.held = release is not None
+        self._release = release
+
+    def release(self) -> None:
+        """Give the slot back (idempotent); the outputs must not be read afterwards."""
+        if self._release is not None:
+            release, self._release = self._release, None
+            release()
+
+
 def check_feeds(feeds: Mapping[str, np.ndarray], names: set[str]) -> None:
     """The feeds are exactly `names`, each uint8 [1 or N, H, W, 3] beside frames [N, H, W, 3]."""
     if set(feeds) != names:
@@ -84,12 +101,15 @@ class Runner(ABC):
 
     #: Graph outputs this runner produces, e.g. ("alpha", "rgba").
     outputs: tuple[str, ...]
+    #: Whether `lend` hands out the runner's own memory (and holds the slot) rather than a copy.
+    lends = False
 
     def __init__(self, depth: int = DEFAULT_DEPTH) -> None:
         self.inflight = InFlight(depth)
         self.state = State.NEW
         self.frame_size: tuple[int, int] | None = None  # (height, width) while prepared
         self.max_batch = 0
+        self._lent: set[int] = set()  # tickets collected by `lend` whose slot is not released yet
 
     def prepare(self, height: int, width: int, batch: int) -> None:
         """Size buffers (and pick or build an engine) for frames of height x width, up to `batch` at once."""
@@ -137,11 +157,38 @@ class Runner(ABC):
 
     def result(self, ticket: int) -> dict[str, np.ndarray]:
         """Wait for a batch; the arrays belong to the caller (no buffer of the runner is shared)."""
-        self._check_open()
-        slot = self.inflight.slot(ticket)
+        slot = self._collect(ticket)
         try:
             return self._result(slot)
         finally:
+            self.inflight.release(ticket)
+
+    def lend(self, ticket: int) -> Lease:
+        """Wait for a batch, and lend its outputs where they lie (TensorRT's pinned host buffers) instead
+        of copying them out: the batch's slot stays taken, so a submit beyond `depth` is refused, until
+        `Lease.release()`. For a consumer that finishes with them later. Runners that copy anyway
+        (`lends` false) return `result(ticket)` and hold nothing.
+        """
+        if not self.lends:
+            return Lease(self.result(ticket), None)
+        slot = self._collect(ticket)
+        try:
+            outputs = self._lend(slot)
+        except BaseException:
+            self.inflight.release(ticket)
+            raise
+        self._lent.add(ticket)
+        return Lease(outputs, lambda: self._give_back(ticket))
+
+    def _collect(self, ticket: int) -> int:
+        self._check_open()
+        if ticket in self._lent:
+            raise RuntimeError(f"ticket {ticket} was already collected (lent)")
+        return self.inflight.slot(ticket)
+
+    def _give_back(self, ticket: int) -> None:
+        if ticket in self._lent:  # not after close, which took every slot back
+            self._lent.discard(ticket)
             self.inflight.release(ticket)
 
     def close(self) -> None:
@@ -151,6 +198,7 @@ class Runner(ABC):
             self._close()
         finally:
             self.inflight.clear()
+            self._lent.clear()
             self.state = State.CLOSED
 
     def __enter__(self) -> Runner:
@@ -186,6 +234,10 @@ class Runner(ABC):
 
     @abstractmethod
     def _result(self, slot: int) -> dict[str, np.ndarray]: ...
+
+    def _lend(self, slot: int) -> dict[str, np.ndarray]:
+        """The outputs as they lie in the runner's memory (runners with `lends` true)."""
+        raise NotImplementedError
 
     @abstractmethod
     def _close(self) -> None: ...

@@ -171,4 +171,6 @@ def _tensorrt_runner(
     log.info(
         "backend: TensorRT %s on %s (compute %s)", target.tensorrt, target.gpu, target.compute_capability
     )
-    return TensorRTRunner(loader, outputs=spec.outputs, depth=depth)
+    # Its outputs are lent to the encoders out of pinned memory, holding their slot meanwhile (the pipeline's
+    # encode queue of 2 and the batch being written), so these slots come on top of the batches computing.
+    return TensorRTRunner(loader, outputs=spec.outputs, depth=depth + 3)

@@ -8,7 +8,8 @@ batch k-1 copied out, and the host fills the next pinned buffer:
     compute stream:            wait [inputs ready] -> execute_async_v3(k) -> [executed]
 
 `result()` waits for the slot's [outputs ready] event and copies the outputs out of pinned memory, so the
-arrays belong to the caller while the slot is reused.
+arrays belong to the caller while the slot is reused; `lend()` hands out the pinned buffers themselves and
+keeps the slot until the caller (the pipeline, once every encoder has written the batch) releases it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ class TensorRTRunner(Runner):
     exposes MODNet's float matte, the first batch of every video also brings it back and checks it for
     NaN/Inf, which the uint8 outputs would hide (a broken FP16 engine gives plausible-looking garbage).
     """
+
+    lends = True  # `lend` hands out the pinned output buffers: no host copy per batch
 
     def __init__(self, source: EngineSource, *, outputs: Sequence[str], depth: int = DEFAULT_DEPTH) -> None:
         super().__init__(depth)
@@ -230,11 +233,15 @@ class TensorRTRunner(Runner):
         return {name: np.ascontiguousarray(feeds[name]) for name in wanted}
 
     def _result(self, slot: int) -> dict[str, np.ndarray]:
+        return {name: array.copy() for name, array in self._lend(slot).items()}
+
+    def _lend(self, slot: int) -> dict[str, np.ndarray]:
+        """Views of the slot's pinned output buffers, once the device has written them."""
         s = self._slots[slot]
         s.outputs_ready.synchronize()
         if MATTE in s.shapes and MATTE not in self.outputs:
             _check_finite(s.host[MATTE].view(s.shapes[MATTE], self._dtype(MATTE)))
-        return {name: s.host[name].view(s.shapes[name], self._dtype(name)).copy() for name in self.outputs}
+        return {name: s.host[name].view(s.shapes[name], self._dtype(name)) for name in self.outputs}
 
     def _dtype(self, name: str) -> np.dtype:
         assert self._loaded is not None

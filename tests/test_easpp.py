@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from tests.conftest import CHECKPOINT, VIDEOS, need  # noqa: E402
-from trt_modnet.cli import run_main  # noqa: E402
 from trt_modnet.export import main as export_main  # noqa: E402
 from trt_modnet.graph import DeploySpec, build  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint, read_state_dict, save_checkpoint  # noqa: E402
@@ -21,7 +20,6 @@ from trt_modnet.modnet.data import (  # noqa: E402
     synthetic_pair,
     video_frames,
 )
-from trt_modnet.modnet.export import export_onnx  # noqa: E402
 from trt_modnet.modnet.model import MODNet  # noqa: E402
 from trt_modnet.modnet.train import TrainSettings, make_optimizer, supervised_step  # noqa: E402
 from trt_modnet.official import RawModnet, official_matte  # noqa: E402
@@ -67,16 +65,25 @@ def test_easpp_model_trains_and_predicts_every_head(trained_easpp: MODNet) -> No
     assert semantic.shape == (1, 1, 4, 6) and detail.shape == matte.shape == (1, 1, 64, 96)
 
 
-def test_easpp_checkpoint_round_trips_and_exports(trained_easpp: MODNet, tmp_path: Path) -> None:
-    ckpt = tmp_path / "easpp.ckpt"
+@pytest.fixture(scope="module")
+def easpp_files(trained_easpp: MODNet, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Its checkpoint, and the ONNX that `python -m trt_modnet.export` makes of that checkpoint."""
+    folder = tmp_path_factory.mktemp("easpp")
+    ckpt, onnx_path = folder / "easpp.ckpt", folder / "easpp.onnx"
     save_checkpoint(trained_easpp, ckpt)
+    assert export_main([str(ckpt), "-o", str(onnx_path)]) == 0
+    return ckpt, onnx_path
+
+
+def test_easpp_checkpoint_round_trips_and_exports(
+    trained_easpp: MODNet, easpp_files: tuple[Path, Path]
+) -> None:
+    ckpt, onnx_path = easpp_files
     loaded = load_checkpoint(ckpt)
     assert loaded.lr_branch.lr_module == "easpp"
     ours = trained_easpp.state_dict()
     assert all(torch.equal(v, ours[k]) for k, v in loaded.state_dict().items())
 
-    onnx_path = tmp_path / "easpp.onnx"
-    assert run_main(export_main, [str(ckpt), "-o", str(onnx_path)]) == 0
     runner = RawModnet(onnx_path)
     for shape, batch in (((64, 96), 2), ((160, 288), 1)):
         x = torch.zeros(batch, 3, *shape).uniform_(-1, 1)
@@ -87,9 +94,8 @@ def test_easpp_checkpoint_round_trips_and_exports(trained_easpp: MODNet, tmp_pat
         assert np.abs(got - ref).max() < 1e-4
 
 
-def test_easpp_model_runs_in_the_deployment_graph(trained_easpp: MODNet, tmp_path: Path) -> None:
-    onnx_path = tmp_path / "easpp.onnx"
-    export_onnx(trained_easpp, onnx_path)
+def test_easpp_model_runs_in_the_deployment_graph(easpp_files: tuple[Path, Path]) -> None:
+    _, onnx_path = easpp_files
     frames = video_frames(need(VIDEOS / "carphone_qcif.mp4"), 2)
     deploy = build(onnx.load(str(onnx_path)), DeploySpec(outputs=("alpha",), ref_size=128))
     with OnnxRuntimeRunner(deploy) as runner:

@@ -73,9 +73,9 @@ def test_other_network_is_refused_naming_the_keys(tmp_path: Path) -> None:
     assert str(path) in str(err.value)
 
 
-# What MODNet sees in the deployment graph: the inference size, ref_size on the short side (1080p at the
-# default 512 is 512x896), so larger inputs add nothing but time.
-@pytest.mark.parametrize(("shape", "batch"), [((512, 512), 1), ((288, 512), 2), ((512, 896), 1)])
+# MODNet sees the inference size in the deployment graph, ref_size on the short side: 1080p at the default
+# 512 is 512x896, the largest case here; the others only vary the aspect and the batch, and cost less small.
+@pytest.mark.parametrize(("shape", "batch"), [((256, 256), 1), ((160, 288), 2), ((512, 896), 1)])
 def test_export_matches_pytorch(random_onnx: Path, shape: tuple[int, int], batch: int) -> None:
     model = random_model(7)
     x = torch.from_numpy(np.random.default_rng(0).uniform(-1, 1, (batch, 3, *shape)).astype(np.float32))

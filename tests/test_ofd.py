@@ -82,6 +82,16 @@ def test_frames_of_a_batch_go_through_as_views_and_streams_restart_after_flush()
     assert [i for _, i in ofd.push(small[1], 1) + ofd.push(small[2], 2) + ofd.flush()] == [0, 1, 2]
 
 
+def test_neighbours_are_predictions_so_pieces_with_one_frame_of_context_smooth_as_one() -> None:
+    """The paper's rule compares the network's mattes, never a neighbour already corrected."""
+    rng = np.random.default_rng(0)
+    mattes = [rng.choice(np.array([0, 100], np.uint8), size=(H, W)) for _ in range(8)]
+    whole = [m for m, _ in run(mattes)]
+    head, tail = run(mattes[:5]), run(mattes[3:])  # frames 0-3 and 4-7, each with a frame of context
+    pieces = [m for m, _ in head[:4] + tail[1:]]
+    assert all(np.array_equal(a, b) for a, b in zip(whole, pieces, strict=True))
+
+
 @pytest.mark.parametrize(
     "matte",
     [np.zeros((H, W), np.float32), np.zeros((1, H, W), np.uint8), np.zeros((H, W * 2), np.uint8)[:, ::2]],

@@ -1,4 +1,5 @@
-"""`--ray` on a local Ray instance (2 CPUs): the plain job's outputs; a dead worker is retried."""
+"""`--ray` on a local Ray instance (2 CPUs): the plain job's outputs; a dead worker is retried; one video
+in keyframe-aligned pieces (`--segment-seconds`) joined into the unsplit run's frames, pts and audio."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from tests.conftest import VIDEOS, need
 from tests.test_process import audio_packets, decode, interrupt_while_writing
 from trt_modnet.cli import run_main
+from trt_modnet.distributed.segments import cuts, frame_times
 from trt_modnet.distributed.worker import DIE_ONCE_ENV
 from trt_modnet.process import main
 
@@ -140,3 +144,128 @@ def test_without_ray_the_option_says_how_to_install_it(
     err = capfd.readouterr().err.strip().splitlines()
     assert err == ["error: --ray needs Ray, which is not installed: pip install 'trt_modnet[ray]'"]
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
+
+
+# Pieces of 0.4 s: the clip's keyframes, every 10 frames at 25 fps, cut it in three.
+PIECES = ["--segment-seconds", "0.4"]
+
+
+@pytest.fixture(scope="module")
+def keyframed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1.2 s of the 360p shared video with its audio, small and with a keyframe every 0.4 s."""
+    src = need(VIDEOS / "chaplin_360p.mp4")
+    out = tmp_path_factory.mktemp("keyframed") / "clip.mp4"
+    with av.open(str(src)) as inp, av.open(str(out), "w") as dst:
+        video, audio = inp.streams.video[0], inp.streams.audio[0]
+        options = {"g": "10", "keyint_min": "10", "sc_threshold": "0", "preset": "ultrafast"}
+        encoder = dst.add_stream("libx264", rate=video.average_rate, options=options)
+        encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = (
+            160,
+            96,
+            "yuv420p",
+            video.time_base,
+        )
+        copied = dst.add_stream_from_template(audio)
+        for packet in inp.demux(video, audio):
+            if packet.pts is None or packet.pts * packet.time_base >= 2:
+                continue  # the decoder's B-frame delay: frames before 1.2 s come out of later packets
+            if packet.stream is audio and packet.pts * packet.time_base < 1.2:
+                packet.stream = copied
+                dst.mux(packet)
+            frames = packet.decode() if packet.stream is video else []
+            for frame in (f for f in frames if f.pts * f.time_base < 1.2):
+                small = frame.reformat(width=160, height=96, format="yuv420p")
+                small.pts, small.time_base = frame.pts, frame.time_base
+                dst.mux(encoder.encode(small))
+        dst.mux(encoder.encode(None))
+    times = frame_times(out, None)
+    assert times is not None and len(cuts(times, 0.4)) == 3
+    return out
+
+
+def plain_and_pieces(src: Path, out: Path, model: Path, *args: str | Path) -> tuple[Path, Path]:
+    """Folders with the plain job's outputs and the ones joined from pieces on Ray, and nothing else."""
+    plain, joined = out / "plain", out / "pieces"
+    for folder, extra in ((plain, ()), (joined, ("--ray", "auto", *PIECES))):
+        folder.mkdir()
+        named = [folder / a if isinstance(a, Path) else a for a in args]
+        assert job(src, "--model", model, *FAST[:-2], *named, *extra, "-q") == 0
+    assert sorted(p.name for p in joined.iterdir()) == sorted(p.name for p in plain.iterdir())
+    return plain, joined
+
+
+def same_ffv1(a: Path, b: Path) -> None:
+    x, y = decode(a, fmt="rgba"), decode(b, fmt="rgba")  # FFV1: lossless
+    assert len(x[0]) == 30 and x[1] == y[1]
+    assert all(np.array_equal(p, q) for p, q in zip(x[0], y[0], strict=True))
+    assert audio_packets(a) == audio_packets(b) != []
+
+
+def video_packets(path: Path) -> tuple[list[tuple[int, int, int]], bytes | None]:
+    """(pts, dts, duration) of every video packet, and the stream's global header (SPS/PPS for H.264)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        header = stream.codec_context.extradata
+        return [(p.pts, p.dts, p.duration) for p in container.demux(stream) if p.size], header
+
+
+def test_one_video_in_three_pieces_gives_the_unsplit_ffv1_frames_pts_and_audio(
+    cluster: Path, keyframed: Path, synthetic_onnx: Path, tmp_path: Path
+) -> None:
+    cluster.touch()  # and a worker dies in its first piece: the piece runs again
+    plain, joined = plain_and_pieces(keyframed, tmp_path, synthetic_onnx, "-o", Path("clip.mkv"))
+    assert not cluster.exists()
+    same_ffv1(plain / "clip.mkv", joined / "clip.mkv")
+
+
+def test_pieces_with_ofd_join_into_the_unsplit_frames_in_every_joinable_format(
+    cluster: Path, keyframed: Path, synthetic_onnx: Path, tmp_path: Path
+) -> None:
+    # One pass writes ProRes .mov (rgba), H.264 .mp4 (alpha), FFV1 .mkv and a PNG sequence.
+    outputs = (
+        "--mode",
+        "rgba,alpha",
+        "-o",
+        Path("clip.mov"),
+        "--rgba",
+        Path("clip.mkv"),
+        "--alpha",
+        Path("png"),
+    )
+    plain, joined = plain_and_pieces(keyframed, tmp_path, synthetic_onnx, *outputs, "--ofd")
+    same_ffv1(plain / "clip.mkv", joined / "clip.mkv")  # OFD across the seams as in one piece
+    names = sorted(p.name for p in (plain / "png").iterdir())
+    assert len(names) == 30 and names == sorted(p.name for p in (joined / "png").iterdir())
+    assert all((plain / "png" / n).read_bytes() == (joined / "png" / n).read_bytes() for n in names)
+    mov, mp4 = (
+        [plain / "clip.mov", joined / "clip.mov"],
+        [plain / "clip.alpha.mp4", joined / "clip.alpha.mp4"],
+    )
+    assert video_packets(mov[0]) == video_packets(mov[1])  # ProRes: intra-only, packet for packet
+    (packets, header), (joined_packets, joined_header) = map(video_packets, mp4)
+    assert header == joined_header  # the pieces' H.264 encoders wrote the same SPS/PPS
+    assert len(joined_packets) == 30 and sorted(p[0] for p in packets) == sorted(p[0] for p in joined_packets)
+    assert decode(mp4[0])[1] == decode(mp4[1])[1]  # every frame decodes, at the unsplit run's times
+    for pair in (mov, mp4):
+        assert audio_packets(pair[0]) == audio_packets(pair[1]) != []
+
+
+@pytest.mark.parametrize("seconds", ["0", "-2"])
+def test_bad_segment_seconds_is_one_clear_error(
+    keyframed: Path, synthetic_onnx: Path, capfd: pytest.CaptureFixture[str], seconds: str
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        job(keyframed, "--model", synthetic_onnx, "--ray", "auto", "--segment-seconds", seconds)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert exit.value.code == 2
+    assert err[-1].endswith(f"argument --segment-seconds: must be more than 0 seconds, got '{seconds}'")
+
+
+def test_an_output_that_cannot_be_joined_is_refused_in_one_line(
+    keyframed: Path, synthetic_onnx: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "clip.webm"
+    assert job(keyframed, "-o", out, "--model", synthetic_onnx, "--ray", "auto", *PIECES) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == [f"error: {out}: --segment-seconds cannot join .webm outputs; use mov, mkv, mp4, png"]
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,9 @@ current value is near a neighbour) and anything that lasts two frames or more pa
 in the paper: something real seen in one frame only (a thin object moving faster than its width per frame)
 is taken for flicker. The default xi is 0.1 of the matte's range, our reading of the paper's "small
 threshold"; on uint8 mattes that is exactly "agree: |a - b| <= 25, differ: |a - b| > 25" (25 < 25.5 < 26).
+As in the paper, the neighbours are the network's own mattes, never a neighbour already corrected: each
+output frame depends on its two neighbours' predictions only, so a video cut into pieces that each see one
+frame of context on either side (`--segment-seconds`) is smoothed exactly as in one piece.
 
 Why in the host and not in the graph: the rule needs the next frame, which for the last frame of a batch
 is in the next batch, so an in-graph version would have to carry state across batches. Here it is ten
@@ -41,6 +44,7 @@ class OneFrameDelay(Generic[T]):
         self.threshold = threshold
         self._pending: tuple[np.ndarray, T] | None = None
         self._previous: np.ndarray | None = None  # a copy: the caller owns what was handed back
+        self._spare: np.ndarray | None = None  # the one before it, while the current frame is corrected
         self._has_previous = False
         self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
@@ -51,9 +55,10 @@ class OneFrameDelay(Generic[T]):
             self._pending = (matte, item)
             return []
         current, current_item = self._pending
-        if self._has_previous:
-            self._correct(self._previous, current, matte)  # type: ignore[arg-type]
-        self._remember(current)
+        corrects = self._has_previous
+        self._remember(current)  # its prediction, before it is corrected: the next frame's neighbour
+        if corrects:
+            self._correct(self._spare, current, matte)  # type: ignore[arg-type]
         self._pending = (matte, item)
         return [(current, current_item)]
 
@@ -73,10 +78,12 @@ class OneFrameDelay(Generic[T]):
             )
 
     def _remember(self, matte: np.ndarray) -> None:
+        """Copy `matte` as the previous frame; the one it replaces stays readable as `_spare`."""
         if self._previous is None or self._previous.shape != matte.shape:
-            self._previous = np.empty_like(matte)
+            self._previous, self._spare = np.empty_like(matte), np.empty_like(matte)
             self._scratch = tuple(np.empty_like(matte) for _ in range(3))  # type: ignore[assignment]
-        np.copyto(self._previous, matte)
+        self._previous, self._spare = self._spare, self._previous
+        np.copyto(self._previous, matte)  # type: ignore[arg-type]
         self._has_previous = True
 
     def _correct(self, previous: np.ndarray, current: np.ndarray, following: np.ndarray) -> None:

@@ -72,6 +72,8 @@ class JobSettings:
     ofd: bool = False
     #: None: in this process; "local", "auto" or a cluster ADDRESS: file units on Ray workers.
     ray: str | None = None
+    #: With `ray`: split videos at keyframes into pieces of about this many seconds, joined after.
+    segment_seconds: float | None = None
     modes_given: bool = field(default=False, compare=False)
 
 
@@ -79,6 +81,10 @@ def run_job(job: JobSettings) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
     inputs = collect_inputs(job.inputs, recursive=job.recursive)
     plans = plan_run(job, inputs)
+    if job.segment_seconds is not None:
+        from trt_modnet.distributed.segments import check_segments
+
+        check_segments(job, plans)
     prepare_destinations(job, plans)
     needed = _graph_outputs(job, plans)
     if not any(plan.todo_paths and plan.problem is None for plan in plans):
@@ -225,6 +231,7 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         engines=args.engines,
         ofd=args.ofd,
         ray=args.ray,
+        segment_seconds=args.segment_seconds,
     )
 
 
@@ -299,6 +306,13 @@ def _parser() -> argparse.ArgumentParser:
         help="run the files on Ray workers: local starts Ray on this machine, auto or ADDRESS joins a "
         "cluster (needs the ray extra)",
     )
+    p.add_argument(
+        "--segment-seconds",
+        type=_positive_seconds,
+        metavar="N",
+        help="with --ray: split each video at keyframes into pieces of about N seconds that run in "
+        "parallel, joined losslessly into one output (.mov, .mkv, .mp4, PNG)",
+    )
     return p
 
 
@@ -328,6 +342,14 @@ def _seconds(text: str) -> float:
         value = value * 60 + part
     if value < 0 or len(parts) > 3:
         raise argparse.ArgumentTypeError(f"not a time: {text!r}")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    negative = text.strip().startswith("-")
+    value = _seconds(text.strip().removeprefix("-"))
+    if negative or not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text!r}")
     return value
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from trt_modnet.distributed.cluster import connect, import_ray, placement
+from trt_modnet.distributed.segments import SplitFile, Unit, split_units
 from trt_modnet.distributed.worker import FileWorker, FrameCounter, remove_partial
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import DeploySpec
@@ -43,7 +44,9 @@ def run_on_ray(job: JobSettings, model: Path, spec: DeploySpec, plans: Plans) ->
 def _run(ray: Any, job: JobSettings, model: Path, spec: DeploySpec, plans: Plans) -> list[FileResult]:
     # Without --threads, each CPU worker takes this machine's budget (trt_modnet.threads).
     threads = job.threads or thread_budget().inference
-    where = placement(ray.cluster_resources(), backend=job.backend, threads=threads, units=len(plans))
+    splits = {i: s for i, plan in enumerate(plans) if _has_work(plan) and (s := split_units(job, i, plan))}
+    units = len(plans) + sum(len(s.units) - 1 for s in splits.values())
+    where = placement(ray.cluster_resources(), backend=job.backend, threads=threads, units=units)
     if where.num_gpus == 0:
         job = dataclasses.replace(job, threads=threads)
     # Named, so that workers find it themselves: an actor handle among the constructor arguments would
@@ -55,8 +58,10 @@ def _run(ray: Any, job: JobSettings, model: Path, spec: DeploySpec, plans: Plans
     workers = [actor.options(**options).remote(job, model, spec, name) for _ in range(where.workers)]
     try:
         _check_reachable(ray, workers, plans)
-        return _dispatch(ray, job, workers, counter, plans)
+        return _dispatch(ray, job, workers, counter, plans, splits)
     except BaseException:
+        for split in splits.values():
+            split.discard()
         for w in workers:
             ray.kill(w, no_restart=True)
         # Killed workers cannot clean up: remove their temporary outputs (never a final name).
@@ -77,25 +82,41 @@ def _check_reachable(ray: Any, workers: list[Any], plans: Plans) -> None:
             )
 
 
-def _dispatch(ray: Any, job: JobSettings, workers: list[Any], counter: Any, plans: Plans) -> list[FileResult]:
+def _dispatch(
+    ray: Any, job: JobSettings, workers: list[Any], counter: Any, plans: Plans, splits: dict[int, SplitFile]
+) -> list[FileResult]:
     # Refused inputs and existing outputs need no worker: the same function reports them here.
     results = {i: process_file(job, None, plan) for i, plan in enumerate(plans) if not _has_work(plan)}
-    todo = [(i, plan) for i, plan in enumerate(plans) if _has_work(plan)][::-1]
-    running: dict[Any, tuple[int, Any]] = {}
+    todo = [u for i, plan in enumerate(plans) if _has_work(plan) for u in _units(i, plan, splits)][::-1]
+    running: dict[Any, tuple[Unit, Any]] = {}
     idle = list(workers)
     with tqdm(total=_expected_frames(job, plans), unit="frame", desc="ray", disable=job.quiet) as bar:
         while todo or running:
             while todo and idle:
-                index, plan = todo.pop()
+                unit = todo.pop()
                 worker = idle.pop()
-                running[worker.run.remote(plan)] = (index, worker)
+                running[worker.run.remote(unit.plan, unit.window)] = (unit, worker)
             done, _ = ray.wait(list(running), num_returns=1, timeout=_POLL_S)
             for ref in done:
-                index, worker = running.pop(ref)
-                results[index] = _result(ray, ref, plans[index])
+                unit, worker = running.pop(ref)
+                _finished(results, splits, unit, _result(ray, ref, unit.plan))
                 idle.append(worker)
             bar.update(ray.get(counter.value.remote()) - bar.n)
     return [results[i] for i in range(len(plans))]
+
+
+def _units(index: int, plan: FilePlan, splits: dict[int, SplitFile]) -> list[Unit]:
+    return splits[index].units if index in splits else [Unit(index, plan)]
+
+
+def _finished(
+    results: dict[int, FileResult], splits: dict[int, SplitFile], unit: Unit, result: FileResult
+) -> None:
+    """A unit's result: the file's own, or (a piece) the joined file's once its last piece is in."""
+    if unit.index not in splits:
+        results[unit.index] = result
+    elif (joined := splits[unit.index].finished(unit, result)) is not None:
+        results[unit.index] = joined
 
 
 def _result(ray: Any, ref: Any, plan: FilePlan) -> FileResult:

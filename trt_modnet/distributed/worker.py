@@ -8,11 +8,15 @@ import shutil
 import socket
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trt_modnet.graph import DeploySpec
 from trt_modnet.plan import FilePlan
 from trt_modnet.process import JobSettings, open_job_runner, process_file
 from trt_modnet.summary import FileResult
+
+if TYPE_CHECKING:
+    from trt_modnet.distributed.segments import Window
 
 #: Tests only: a worker that finds this file deletes it and dies at once (os._exit) after its first frames.
 DIE_ONCE_ENV = "TRT_MODNET_RAY_DIE_ONCE"
@@ -50,10 +54,14 @@ class FileWorker:
         problems += [f"{d}: cannot write there" for d in folders if not os.access(d, os.W_OK | os.X_OK)]
         return [f"{p} on Ray node {self.node}" for p in problems]
 
-    def run(self, plan: FilePlan) -> tuple[FileResult, str]:
+    def run(self, plan: FilePlan, window: Window | None = None) -> tuple[FileResult, str]:
+        """A whole file, or (`window`, --segment-seconds) the segment of it that holds one piece."""
         for final in plan.todo_paths:
             remove_partial(final)  # a retried unit: what the dead attempt left under temporary names
-        result = process_file(self.job, self.runner, plan, on_frames=self._frames)
+        job = self.job
+        if window is not None:
+            job = dataclasses.replace(job, start=window.start, duration=window.duration)
+        result = process_file(job, self.runner, plan, on_frames=self._frames)
         return result, self.node
 
     def _frames(self, count: int) -> None:
@@ -62,8 +70,10 @@ class FileWorker:
 
 
 def remove_partial(final: Path) -> None:
-    """Remove temporary outputs (`.NAME.xxxx.part`) for `final` left by a worker that died or was killed."""
-    for temp in final.parent.glob(f".{final.name}.*.part"):
+    """Remove temporary outputs for `final` left by a worker that died or was killed: `.NAME.xxxx.part`,
+    and `..NAME.xxxx.part.yyyy.part`, what a worker was writing of a piece (--segment-seconds)."""
+    temps = [*final.parent.glob(f".{final.name}.*.part"), *final.parent.glob(f"..{final.name}.*.part")]
+    for temp in temps:
         if temp.is_dir():
             shutil.rmtree(temp, ignore_errors=True)
         else:

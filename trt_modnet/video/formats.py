@@ -170,6 +170,23 @@ AUDIO_FILES = MappingProxyType(
 
 
 @dataclass(frozen=True)
+class Piece:
+    """A keyframe-aligned piece of the source, written on its own and joined after (`--segment-seconds`).
+
+    Times are the source stream's pts. Only frames in [start, end) are written (the reader may yield a
+    frame of context on each side, for `--ofd`); the frame grid and `--timestamps zero` count from
+    `origin`, the whole file's first frame, so the pieces' timestamps are those of the unsplit run.
+    """
+
+    origin: int
+    start: int
+    end: int | None  # None: to the end of the source
+
+    def holds(self, pts: int) -> bool:
+        return self.start <= pts and (self.end is None or pts < self.end)
+
+
+@dataclass(frozen=True)
 class OutputSpec:
     """One requested output. `format` None: from the extension (no extension: a folder of PNGs)."""
 
@@ -182,6 +199,7 @@ class OutputSpec:
     timestamps: str | None = None  # "source" or "zero"; None: the format's default
     #: Replace an existing output (--overwrite); otherwise an output that appears meanwhile is kept.
     replace: bool = False
+    piece: Piece | None = None
 
 
 @dataclass(frozen=True)
@@ -201,6 +219,7 @@ class OutputPlan:
     audio_out: Path | None
     timestamps: str = "source"
     replace: bool = False
+    piece: Piece | None = None
 
 
 def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
@@ -238,6 +257,7 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
         audio_out=audio_out,
         timestamps=timestamps,
         replace=spec.replace,
+        piece=spec.piece,
     )
 
 

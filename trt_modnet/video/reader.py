@@ -58,7 +58,7 @@ class VideoReader:
         self._reformatter = VideoReformatter()
         self._container = open_input(self.path)
         try:
-            self._stream = _pick_video_stream(self._container, self.path, stream_index)
+            self._stream = pick_video_stream(self._container, self.path, stream_index)
             self._stream.codec_context.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
             self._decoded = self._decode()
@@ -241,7 +241,7 @@ def open_input(path: Path) -> av.container.InputContainer:
         raise MattingError(f"{path}: not a video or image file, or damaged ({exc.strerror})") from None
 
 
-def _pick_video_stream(
+def pick_video_stream(
     container: av.container.InputContainer, path: Path, index: int | None
 ) -> av.VideoStream:
     videos = [

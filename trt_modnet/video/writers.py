@@ -36,7 +36,7 @@ from av.video.reformatter import VideoReformatter
 from trt_modnet.errors import MattingError
 from trt_modnet.video.audio import AudioPassthrough
 from trt_modnet.video.colour import SWSCALE_THREADS, output_tags, sws_name
-from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, validate_output
+from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, Piece, validate_output
 from trt_modnet.video.info import FIELD_PROGRESSIVE, RANGE_LIMITED, Frame, VideoInfo
 from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
@@ -87,6 +87,8 @@ class Writer:
         self._written = 0
         self._last_pts: int | None = None
         self._offset: int | None = None  # subtracted from every pts: the first frame's with --timestamps zero
+        if plan.piece is not None and self._grid is not None:
+            self._grid.origin = Fraction(plan.piece.origin) * tb  # the unsplit run's grid
         self._last_step = _frame_step(rate, self._time_base)
         self._reformatter = VideoReformatter()
         self._audio: AudioPassthrough | DecodedAudio | None = None
@@ -103,11 +105,14 @@ class Writer:
         """Encode `image` (uint8 [H,W,4] rgba, [H,W] or [H,W,1] alpha, [H,W,3] composite) at `frame`'s pts."""
         if self._state is not _State.OPEN:
             raise RuntimeError(f"writer of {self.path} is {self._state.value}")
+        piece = self.plan.piece
+        if piece is not None and frame.pts is not None and not piece.holds(frame.pts):
+            return  # context for --ofd, written by the neighbouring piece
         try:
             pts = self._pts(frame)
             video = self._video_frame(image)
             if self._offset is None:
-                self._offset = self._first_offset(pts)
+                self._offset = self._first_offset(pts if piece is None else self._origin_pts(piece))
             video.pts, video.time_base = pts - self._offset, self._time_base
             for name, value in self._frame_tags.items():
                 setattr(video, name, value)
@@ -184,15 +189,9 @@ class Writer:
         plan, info = self.plan, self._info
         staging = Staging(plan.path, folder=plan.folder, replace=plan.replace)
         self._stagings.append(staging)
-        target, options = _container_target(plan, staging.temp)
-        if plan.format.muxer in ("mov", "mp4") and plan.audio and info.audio:
-            # Edit lists count in the movie timescale (1000 by default): at the sample rate, a segment's
-            # audio starts on its exact sample.
-            options["movie_timescale"] = str(info.audio[0].sample_rate)
+        target, options = container_target(plan, staging.temp, info)
         self._container = self._open_container(target, plan.format.muxer, options)
-        self._timecode_track = (
-            plan.format.timecode and plan.timestamps == "source" and bool(info.average_rate)
-        )
+        self._timecode_track = timecode_track(plan, info)
         self._stream = self._add_video_stream()
         audio = info.audio if plan.audio and not info.is_image else ()
         if audio and not plan.folder and plan.format.audio_fallback:
@@ -203,7 +202,7 @@ class Writer:
             self._open_audio_file(plan.audio_out)
         with self._errors("creating the output"):
             for container in self._containers:
-                _mark_default(container)
+                mark_default(container)
                 # With a timecode track the header waits for the first frame, whose time it holds; the
                 # file is created now all the same, so that a destination that takes none fails up front.
                 if container is self._container and self._timecode_track:
@@ -302,6 +301,10 @@ class Writer:
         self._last_pts = pts
         return pts
 
+    def _origin_pts(self, piece: Piece) -> int:
+        """The unsplit run's first pts: a piece's timestamps (and timecode) are that run's."""
+        return round(Fraction(piece.origin) * self._info.time_base / self._time_base)
+
     def _first_offset(self, pts: int) -> int:
         """What every pts loses: the first frame's with --timestamps zero, or when a timecode track says
         where the first frame sat in the source."""
@@ -312,7 +315,7 @@ class Writer:
         rate = self._info.average_rate
         assert rate is not None  # no timecode without a frame rate
         if pts > 0:
-            self._stream.metadata["timecode"] = _timecode(pts * self._time_base, rate)
+            self._stream.metadata["timecode"] = timecode(pts * self._time_base, rate)
         self._container.start_encoding()
         return max(pts, 0)
 
@@ -351,16 +354,26 @@ class Writer:
             raise MattingError(f"{self.path}: {doing} failed: {exc.strerror or exc}") from None
 
 
-def _container_target(plan: OutputPlan, temp: Path) -> tuple[Path, dict[str, str]]:
+def container_target(plan: OutputPlan, temp: Path, info: VideoInfo) -> tuple[Path, dict[str, str]]:
     """Where FFmpeg writes and the muxer options: PNG sequences number frames from 0."""
     if plan.folder:
         return temp / "%06d.png", {"start_number": "0"}
     if plan.format.muxer == "image2":
         return temp, {"update": "1"}  # one still image
-    return temp, dict(plan.format.muxer_options)
+    options = dict(plan.format.muxer_options)
+    if plan.format.muxer in ("mov", "mp4") and plan.audio and info.audio:
+        # Edit lists count in the movie timescale (1000 by default): at the sample rate, a segment's
+        # audio starts on its exact sample.
+        options["movie_timescale"] = str(info.audio[0].sample_rate)
+    return temp, options
 
 
-def _timecode(time: Fraction, rate: Fraction) -> str:
+def timecode_track(plan: OutputPlan, info: VideoInfo) -> bool:
+    """Whether the output's media starts at 0 and a timecode track says where it sat in the source."""
+    return plan.format.timecode and plan.timestamps == "source" and bool(info.average_rate)
+
+
+def timecode(time: Fraction, rate: Fraction) -> str:
     """HH:MM:SS:FF of the frame at `time`, non-drop (frames counted at the rounded rate, as editors read
     a 29.97 fps non-drop timecode)."""
     fps = round(rate)
@@ -374,7 +387,7 @@ def _frame_step(rate: Fraction | None, time_base: Fraction) -> int:
     return max(1, round(1 / (rate * time_base)))
 
 
-def _mark_default(container: av.container.OutputContainer) -> None:
+def mark_default(container: av.container.OutputContainer) -> None:
     """The first stream of each kind plays by default (Matroska FlagDefault 1, as FFmpeg's CLI writes)."""
     seen = set()
     for stream in container.streams:

@@ -22,7 +22,7 @@ from trt_modnet.distributed.worker import DIE_ONCE_ENV
 from trt_modnet.process import main
 
 # --threads 1: two single-thread workers on the 2 CPUs, so units really run side by side.
-FAST = ["--ref-size", "256", "--backend", "onnxruntime", "--threads", "1", "--duration", "0.2"]
+FAST = ["--ref-size", "128", "--backend", "onnxruntime", "--threads", "1", "--duration", "0.2"]
 BATCH = ("carphone_qcif.mp4", "pancake_240p.mkv", "chaplin_360p.mp4")
 
 

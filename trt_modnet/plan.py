@@ -22,7 +22,7 @@ from trt_modnet.video.formats import check_parent_folder, resolve_format
 from trt_modnet.video.staging import remove_stale
 
 if TYPE_CHECKING:
-    from trt_modnet.process import JobSettings
+    from trt_modnet.job import JobSettings
 
 log = logging.getLogger("trt_modnet")
 

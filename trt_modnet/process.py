@@ -5,76 +5,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import time
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
-from trt_modnet.background import open_background
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
+from trt_modnet.file_job import open_job_runner, process_file
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs
+from trt_modnet.job import JobSettings
 from trt_modnet.models import MODEL_ENV, resolve_model
 from trt_modnet.models.download import DownloadSettings
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
-from trt_modnet.pipeline import Pipeline, PipelineSettings
+from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
 from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.precision import PRECISIONS
-from trt_modnet.preview import ContactSheet
-from trt_modnet.resources import bounded_batch, warn_if_large_frame, warn_if_low_space
-from trt_modnet.runtime.base import Runner
-from trt_modnet.runtime.select import BACKENDS, open_runner
+from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.summary import FileResult, print_summary
-from trt_modnet.threads import thread_budget
-from trt_modnet.video import FORMATS, open_reader, open_writer
+from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
-
-log = logging.getLogger("trt_modnet")
-
-
-@dataclass(frozen=True)
-class JobSettings:
-    inputs: tuple[str, ...]
-    output: Path | None = None
-    #: `-o` ended with a path separator: a folder of outputs even for one input.
-    output_folder: bool = False
-    modes: tuple[str, ...] = ("rgba",)
-    #: Extra outputs with explicit paths, e.g. (("alpha", Path("matte.mp4")),); single input only.
-    extra_outputs: tuple[tuple[str, Path], ...] = ()
-    format: str | None = None
-    background: str | None = None
-    #: A model name, .onnx, .ckpt or URL (trt_modnet.models.resolve_model); None: the default.
-    model: str | Path | None = None
-    backend: str = "auto"
-    precision: str = "auto"
-    batch: int = 4
-    ref_size: int = DEFAULT_REF_SIZE
-    #: Inference threads; None: the thread budget's share for this machine (trt_modnet.threads).
-    threads: int | None = None
-    start: float | None = None
-    duration: float | None = None
-    preview: Path | None = None
-    overwrite: bool = False
-    recursive: bool = False
-    quiet: bool = False
-    audio: bool = True
-    audio_out: Path | None = None
-    timestamps: str | None = None  # None: each format's default (video.formats)
-    codec_options: tuple[tuple[str, str], ...] = ()
-    stream: int | None = None
-    engines: Path = Path("engines")
-    ofd: bool = False
-    #: None: in this process; "local", "auto" or a cluster ADDRESS: file units on Ray workers.
-    ray: str | None = None
-    #: With `ray`: split videos at keyframes into pieces of about this many seconds, joined after.
-    segment_seconds: float | None = None
-    modes_given: bool = field(default=False, compare=False)
 
 
 def run_job(job: JobSettings) -> list[FileResult]:
@@ -86,7 +36,7 @@ def run_job(job: JobSettings) -> list[FileResult]:
 
         check_segments(job, plans)
     prepare_destinations(job, plans)
-    needed = _graph_outputs(job, plans)
+    needed = graph_outputs(job, plans)
     if not any(plan.todo_paths and plan.problem is None for plan in plans):
         return [process_file(job, None, plan) for plan in plans]  # nothing to compute: no model needed
     spec = DeploySpec(outputs=needed, ref_size=job.ref_size)
@@ -102,96 +52,7 @@ def run_job(job: JobSettings) -> list[FileResult]:
     return results
 
 
-def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
-    """The runner the job's options ask for: one per job here, one per worker on Ray."""
-    budget = thread_budget(threads=job.threads)
-    return open_runner(
-        job.backend,
-        model,
-        spec,
-        precision=job.precision,
-        threads=budget.inference,
-        streams=budget.streams,
-        engines_dir=job.engines,
-    )
-
-
-def process_file(
-    job: JobSettings,
-    runner: Runner | None,
-    plan: FilePlan,
-    on_frames: Callable[[int], None] | None = None,
-) -> FileResult:
-    """One input to its outputs with an open runner: the unit of work, here and on Ray workers."""
-    path = plan.input
-    if plan.problem is not None:
-        log.error("%s", plan.problem)
-        return FileResult(path, 0, 0.0, path, f"failed: {plan.problem}")
-    if not plan.todo_paths:
-        return FileResult(path, 0, 0.0, path, "skipped (output exists; --overwrite replaces it)")
-    assert runner is not None
-    first = plan.todo_paths[0]
-    started = time.perf_counter()
-    try:
-        frames = _run_file(job, runner, plan, on_frames)
-    except MattingError as exc:
-        log.error("%s", exc)
-        return FileResult(path, 0, 0.0, first, f"failed: {exc}")
-    except (KeyboardInterrupt, SystemExit):
-        raise
-    except Exception as exc:  # a bug, not bad input: show it, then go on with the batch
-        log.exception("%s: unexpected %s", path, type(exc).__name__)
-        return FileResult(path, 0, 0.0, first, f"failed: internal error {type(exc).__name__}: {exc}")
-    elapsed = time.perf_counter() - started
-    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok")
-
-
-def _run_file(
-    job: JobSettings, runner: Runner, plan: FilePlan, on_frames: Callable[[int], None] | None
-) -> int:
-    path, specs = plan.input, plan.outputs
-    with ExitStack() as stack:
-        reader = stack.enter_context(
-            open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
-        )
-        info = reader.info
-        expected = reader.expected_frames
-        _check_size(path, info.height, info.width, job.ref_size)
-        warn_if_large_frame(path, info.height, info.width, tuple(s.content for s in specs))
-        background = None
-        if any(s.content == "composite" for s in specs):
-            background = stack.enter_context(open_background(job.background))
-        writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
-        warn_if_low_space(specs, expected, info.height, info.width)  # the writers checked the folders
-        sheet = ContactSheet(frame_count=expected) if plan.preview else None
-        bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
-        pipeline = Pipeline(
-            runner,
-            writers,
-            settings=PipelineSettings(
-                batch=bounded_batch(job.batch, expected, info.height, info.width, path)
-            ),
-            background=background,
-            smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
-            on_batch=sheet.offer_batch if sheet else None,
-            on_frames=bar.update if on_frames is None else on_frames,
-        )
-        count = pipeline.run(reader, info.height, info.width)
-        if count == 0:
-            raise MattingError(f"{path}: no frames to process (check --start and --duration)")
-        if sheet is not None and plan.preview is not None:
-            sheet.save(plan.preview, overwrite=job.overwrite)
-        return count
-
-
-def _check_size(path: Path, height: int, width: int, ref_size: int) -> None:
-    try:
-        inference_size(height, width, ref_size)
-    except MattingError as exc:
-        raise MattingError(f"{path}: {exc}") from None
-
-
-def _graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
+def graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
     wanted = {s.content for plan in plans for s in plan.outputs}
     if job.ofd:
         wanted = SmoothedOutputs.graph_outputs(wanted)

@@ -12,14 +12,16 @@ from tqdm import tqdm
 
 from trt_modnet.distributed.cluster import connect, import_ray, placement
 from trt_modnet.distributed.segments import SplitFile, Unit, split_units
-from trt_modnet.distributed.worker import FileWorker, FrameCounter, remove_partial
+from trt_modnet.distributed.worker import FileWorker, FrameCounter
 from trt_modnet.errors import MattingError
+from trt_modnet.file_job import process_file
 from trt_modnet.graph import DeploySpec
+from trt_modnet.job import JobSettings
 from trt_modnet.plan import FilePlan
-from trt_modnet.process import JobSettings, process_file
 from trt_modnet.summary import FileResult
 from trt_modnet.threads import thread_budget
 from trt_modnet.video import open_reader
+from trt_modnet.video.staging import remove_partial
 
 log = logging.getLogger("trt_modnet")
 

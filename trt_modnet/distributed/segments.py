@@ -24,7 +24,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trt_modnet.distributed.worker import remove_partial
 from trt_modnet.errors import MattingError
 from trt_modnet.inputs import is_image
 from trt_modnet.plan import FilePlan
@@ -33,9 +32,10 @@ from trt_modnet.video import VideoInfo, open_reader, validate_output
 from trt_modnet.video.formats import OutputSpec, Piece, resolve_format
 from trt_modnet.video.join import JOINABLE, join_pieces
 from trt_modnet.video.reader import open_input, pick_video_stream
+from trt_modnet.video.staging import remove_partial
 
 if TYPE_CHECKING:
-    from trt_modnet.process import JobSettings
+    from trt_modnet.job import JobSettings
 
 log = logging.getLogger("trt_modnet")
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import socket
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from trt_modnet.file_job import open_job_runner, process_file
 from trt_modnet.graph import DeploySpec
+from trt_modnet.job import JobSettings
 from trt_modnet.plan import FilePlan
-from trt_modnet.process import JobSettings, open_job_runner, process_file
 from trt_modnet.summary import FileResult
+from trt_modnet.video.staging import remove_partial
 
 if TYPE_CHECKING:
     from trt_modnet.distributed.segments import Window
@@ -67,17 +68,6 @@ class FileWorker:
     def _frames(self, count: int) -> None:
         self.counter.add.remote(count)
         _maybe_die()
-
-
-def remove_partial(final: Path) -> None:
-    """Remove temporary outputs for `final` left by a worker that died or was killed: `.NAME.xxxx.part`,
-    and `..NAME.xxxx.part.yyyy.part`, what a worker was writing of a piece (--segment-seconds)."""
-    temps = [*final.parent.glob(f".{final.name}.*.part"), *final.parent.glob(f"..{final.name}.*.part")]
-    for temp in temps:
-        if temp.is_dir():
-            shutil.rmtree(temp, ignore_errors=True)
-        else:
-            temp.unlink(missing_ok=True)
 
 
 def _maybe_die() -> None:

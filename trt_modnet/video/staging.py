@@ -106,6 +106,17 @@ def remove_stale(folders: set[Path]) -> None:
             log.info("%s: removed %d partial output(s) left by an interrupted run", folder, len(stale))
 
 
+def remove_partial(final: Path) -> None:
+    """Remove temporary outputs for `final` left by a worker that died or was killed: `.NAME.xxxx.part`,
+    and `..NAME.xxxx.part.yyyy.part`, what a worker was writing of a piece (--segment-seconds)."""
+    temps = [*final.parent.glob(f".{final.name}.*.part"), *final.parent.glob(f"..{final.name}.*.part")]
+    for temp in temps:
+        if temp.is_dir():
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
+
+
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
         return True

@@ -1,0 +1,118 @@
+"""One input file through an open runner to its outputs: the unit of work, in one process and on Ray."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
+
+from tqdm import tqdm
+
+from trt_modnet.background import open_background
+from trt_modnet.errors import MattingError
+from trt_modnet.graph import DeploySpec
+from trt_modnet.job import JobSettings
+from trt_modnet.ofd import SmoothedOutputs
+from trt_modnet.official import inference_size
+from trt_modnet.pipeline import Pipeline, PipelineSettings
+from trt_modnet.plan import FilePlan
+from trt_modnet.preview import ContactSheet
+from trt_modnet.resources import bounded_batch, warn_if_large_frame, warn_if_low_space
+from trt_modnet.runtime.base import Runner
+from trt_modnet.runtime.select import open_runner
+from trt_modnet.summary import FileResult
+from trt_modnet.threads import thread_budget
+from trt_modnet.video import open_reader, open_writer
+
+log = logging.getLogger("trt_modnet")
+
+
+def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
+    """The runner the job's options ask for: one per job here, one per worker on Ray."""
+    budget = thread_budget(threads=job.threads)
+    return open_runner(
+        job.backend,
+        model,
+        spec,
+        precision=job.precision,
+        threads=budget.inference,
+        streams=budget.streams,
+        engines_dir=job.engines,
+    )
+
+
+def process_file(
+    job: JobSettings,
+    runner: Runner | None,
+    plan: FilePlan,
+    on_frames: Callable[[int], None] | None = None,
+) -> FileResult:
+    """One input to its outputs with an open runner: the unit of work, here and on Ray workers."""
+    path = plan.input
+    if plan.problem is not None:
+        log.error("%s", plan.problem)
+        return FileResult(path, 0, 0.0, path, f"failed: {plan.problem}")
+    if not plan.todo_paths:
+        return FileResult(path, 0, 0.0, path, "skipped (output exists; --overwrite replaces it)")
+    assert runner is not None
+    first = plan.todo_paths[0]
+    started = time.perf_counter()
+    try:
+        frames = _run_file(job, runner, plan, on_frames)
+    except MattingError as exc:
+        log.error("%s", exc)
+        return FileResult(path, 0, 0.0, first, f"failed: {exc}")
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # a bug, not bad input: show it, then go on with the batch
+        log.exception("%s: unexpected %s", path, type(exc).__name__)
+        return FileResult(path, 0, 0.0, first, f"failed: internal error {type(exc).__name__}: {exc}")
+    elapsed = time.perf_counter() - started
+    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok")
+
+
+def _run_file(
+    job: JobSettings, runner: Runner, plan: FilePlan, on_frames: Callable[[int], None] | None
+) -> int:
+    path, specs = plan.input, plan.outputs
+    with ExitStack() as stack:
+        reader = stack.enter_context(
+            open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
+        )
+        info = reader.info
+        expected = reader.expected_frames
+        _check_size(path, info.height, info.width, job.ref_size)
+        warn_if_large_frame(path, info.height, info.width, tuple(s.content for s in specs))
+        background = None
+        if any(s.content == "composite" for s in specs):
+            background = stack.enter_context(open_background(job.background))
+        writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
+        warn_if_low_space(specs, expected, info.height, info.width)  # the writers checked the folders
+        sheet = ContactSheet(frame_count=expected) if plan.preview else None
+        bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
+        pipeline = Pipeline(
+            runner,
+            writers,
+            settings=PipelineSettings(
+                batch=bounded_batch(job.batch, expected, info.height, info.width, path)
+            ),
+            background=background,
+            smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
+            on_batch=sheet.offer_batch if sheet else None,
+            on_frames=bar.update if on_frames is None else on_frames,
+        )
+        count = pipeline.run(reader, info.height, info.width)
+        if count == 0:
+            raise MattingError(f"{path}: no frames to process (check --start and --duration)")
+        if sheet is not None and plan.preview is not None:
+            sheet.save(plan.preview, overwrite=job.overwrite)
+        return count
+
+
+def _check_size(path: Path, height: int, width: int, ref_size: int) -> None:
+    try:
+        inference_size(height, width, ref_size)
+    except MattingError as exc:
+        raise MattingError(f"{path}: {exc}") from None

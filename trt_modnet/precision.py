@@ -20,11 +20,11 @@ Where the drift comes from, measured with the stand-in model against the FP32 gr
 
 MobileNetV2's depthwise stack does not survive bf16, and neither does the detail branch's first block,
 `conv_enc2x`, the only convolution that reads the image itself (at 1/2 scale): it is a 0.3 GMAC of
-MODNet's ~20 at 512x896, where keeping the whole branch up to `conv_hr2x` costs 4.6 GMACs and 30% of
-the time (168 against 219 ms per 720p frame, 2 threads, batch 4). So `bf16` runs the SE block, the
-low-resolution branch, the detail branch from `tohr_enc4x` on and the fusion branch in bf16, in three
-stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16, FP32 (pixels out). `python -m
-benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
+MODNet's ~20 at 512x896, where keeping the whole branch up to `conv_hr2x` costs 4.6 GMACs and a quarter
+of the time (219 against 168 ms per 720p frame, 2 threads, batch 4, alternated in one run). So `bf16`
+runs the SE block, the low-resolution branch, the detail branch from `tohr_enc4x` on and the fusion
+branch in bf16, in three stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16, FP32 (pixels out).
+`python -m benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
 """
 
 from __future__ import annotations

@@ -31,6 +31,11 @@ BACKEND_PRECISIONS = {
 }
 
 
+#: Slots a lending runner (TensorRT) has on top of the batches computing: its outputs stay lent to the
+#: encoders out of pinned memory, holding their slot, while queued (the pipeline's 2) and being written (1).
+LENT_SLOTS = 3
+
+
 @dataclass(frozen=True)
 class Choice:
     backend: str
@@ -171,6 +176,4 @@ def _tensorrt_runner(
     log.info(
         "backend: TensorRT %s on %s (compute %s)", target.tensorrt, target.gpu, target.compute_capability
     )
-    # Its outputs are lent to the encoders out of pinned memory, holding their slot meanwhile (the pipeline's
-    # encode queue of 2 and the batch being written), so these slots come on top of the batches computing.
-    return TensorRTRunner(loader, outputs=spec.outputs, depth=depth + 3)
+    return TensorRTRunner(loader, outputs=spec.outputs, depth=depth + LENT_SLOTS)

@@ -6,6 +6,7 @@ They read the bytes the way an editor's or browser's demuxer does, so a test see
 from __future__ import annotations
 
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,11 +109,14 @@ def png_chunks(path: Path) -> dict[bytes, bytes]:
     return chunks
 
 
-def ebml_elements(path: Path, wanted: dict[int, str]) -> dict[str, list[int]]:
-    """Unsigned values of the wanted Matroska elements (id -> name), walking the master elements."""
+_EBML_MASTERS = {0x1A45DFA3, 0x18538067, 0x114D9B74, 0x4DBB, 0x1549A966, 0x1654AE6B, 0xAE, 0xE0, 0x55B0}
+
+
+def ebml_tree(path: Path) -> list[tuple[int, int, int, int, int]]:
+    """Every Matroska element before the first Cluster and the level-1 ones after it, as
+    (id, start, body, end, depth), in file order; master elements are walked into."""
     data = path.read_bytes()
-    found: dict[str, list[int]] = {name: [] for name in wanted.values()}
-    masters = {0x1A45DFA3, 0x18538067, 0x1654AE6B, 0xAE, 0xE0, 0x55B0}
+    found: list[tuple[int, int, int, int, int]] = []
 
     def vint(at: int, keep_marker: bool) -> tuple[int, int]:
         first = data[at]
@@ -124,18 +128,52 @@ def ebml_elements(path: Path, wanted: dict[int, str]) -> dict[str, list[int]]:
             value = value << 8 | byte
         return value, length
 
-    def walk(at: int, end: int) -> None:
+    def walk(at: int, end: int, depth: int) -> None:
         while at < end:
             element, n = vint(at, True)
             size, m = vint(at + n, False)
             body = at + n + m
             if size == (1 << (7 * m)) - 1:  # unknown size (a live segment)
                 size = end - body
-            if element in wanted:
-                found[wanted[element]].append(int.from_bytes(data[body : body + size], "big"))
-            if element in masters:
-                walk(body, min(end, body + size))
+            found.append((element, at, body, body + size, depth))
+            if element in _EBML_MASTERS:
+                walk(body, min(end, body + size), depth + 1)
             at = body + size
 
-    walk(0, len(data))
+    walk(0, len(data), 0)
     return found
+
+
+def ebml_elements(path: Path, wanted: dict[int, str]) -> dict[str, list[int]]:
+    """Unsigned values of the wanted Matroska elements (id -> name), walking the master elements."""
+    data = path.read_bytes()
+    found: dict[str, list[int]] = {name: [] for name in wanted.values()}
+    for element, _, body, end, _ in ebml_tree(path):
+        if element in wanted:
+            found[wanted[element]].append(int.from_bytes(data[body:end], "big"))
+    return found
+
+
+def ebml_problems(path: Path) -> list[str]:
+    """What mkvalidator would flag in the header: a CRC-32 that does not match the rest of its element,
+    a SeekHead entry that does not point at an element of its ID."""
+    data = path.read_bytes()
+    tree = ebml_tree(path)
+    segment = next(body for element, _, body, _, depth in tree if element == 0x18538067 and depth == 0)
+    level1 = {start - segment: element for element, start, _, _, depth in tree if depth == 1}
+    problems = []
+    for i, (element, _, body, end, depth) in enumerate(tree):
+        first_child = tree[i + 1] if i + 1 < len(tree) else None
+        if element in _EBML_MASTERS and first_child and first_child[0] == 0xBF and first_child[1] == body:
+            stored = int.from_bytes(data[first_child[2] : first_child[3]], "little")
+            if stored != zlib.crc32(data[first_child[3] : end]):
+                problems.append(f"CRC-32 of element {element:#x} at {body}")
+        if element == 0x4DBB:  # Seek: SeekID then SeekPosition, relative to the Segment's body
+            children = {c[0]: data[c[2] : c[3]] for c in tree if c[4] == depth + 1 and body <= c[1] < end}
+            target, position = (
+                int.from_bytes(children[0x53AB], "big"),
+                int.from_bytes(children[0x53AC], "big"),
+            )
+            if level1.get(position) != target:
+                problems.append(f"Seek to {target:#x} points at {position}")
+    return problems

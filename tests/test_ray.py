@@ -14,6 +14,7 @@ import av
 import numpy as np
 import pytest
 
+from tests.boxes import ebml_elements, ebml_problems
 from tests.conftest import VIDEOS, need
 from tests.test_process import audio_packets, decode, interrupt_while_writing
 from trt_modnet.cli import run_main
@@ -199,6 +200,10 @@ def same_ffv1(a: Path, b: Path) -> None:
     assert len(x[0]) == 30 and x[1] == y[1]
     assert all(np.array_equal(p, q) for p, q in zip(x[0], y[0], strict=True))
     assert audio_packets(a) == audio_packets(b) != []
+    # The track header as the plain run's writer left it (square pixels: no DisplayUnit 4, "unknown").
+    display = {0x54B0: "width", 0x54BA: "height", 0x54B2: "unit"}
+    assert ebml_elements(a, display) == ebml_elements(b, display) == {"width": [], "height": [], "unit": []}
+    assert ebml_problems(b) == []
 
 
 def video_packets(path: Path) -> tuple[list[tuple[int, int, int]], bytes | None]:

@@ -16,6 +16,7 @@ import pytest
 from tests.boxes import (
     colr,
     ebml_elements,
+    ebml_problems,
     elst,
     fiel,
     mp4_boxes,
@@ -110,11 +111,8 @@ def _anamorphic(path: Path) -> Path:
 
 @pytest.mark.parametrize("sar", [Fraction(1), Fraction(64, 45)])
 def test_field_order_and_pixel_aspect_reach_every_format(tmp_path: Path, sar: Fraction) -> None:
-    """fiel and pasp in QuickTime/MP4, pHYs in PNG; FFmpeg reads the display aspect back.
-
-    Matroska is left out: its muxer takes DisplayWidth from AVStream.sample_aspect_ratio, which PyAV
-    cannot set (README, formats table).
-    """
+    """fiel and pasp in QuickTime/MP4, pHYs in PNG, DisplayWidth/DisplayHeight in Matroska and WebM
+    as FFmpeg's CLI writes them; FFmpeg reads the display aspect back."""
     if sar == 1:
         source = make_clip(tmp_path / "square.mp4", [pattern(48, 64, i) for i in range(2)])
     else:
@@ -128,11 +126,26 @@ def test_field_order_and_pixel_aspect_reach_every_format(tmp_path: Path, sar: Fr
             assert [fiel(b) for b in found[b"fiel"]] == [(1, 0)]  # progressive
     phys = png_chunks(outputs["png"].path / "000000.png")[b"pHYs"]
     assert struct.unpack(">IIB", phys) == (sar.numerator, sar.denominator, 0)  # unit 0: aspect only
-    for fmt in ("mov", "mp4"):
+    display = {0x54B0: "width", 0x54BA: "height", 0x54B2: "unit"}
+    shown = {
+        "mkv": {"width": [], "height": [], "unit": []},  # 1:1 is Matroska's default: nothing written
+        "webm": {"width": [], "height": [], "unit": []},
+    }
+    if sar != 1:  # Matroska: the display aspect (unit 3); WebM: pixels, the width stretched by the SAR
+        shown = {
+            "mkv": {"width": [256], "height": [135], "unit": [3]},
+            "webm": {"width": [91], "height": [48], "unit": []},
+        }
+    for fmt in ("mkv", "webm"):
+        assert ebml_elements(outputs[fmt].path, display) == shown[fmt], fmt
+        assert ebml_problems(outputs[fmt].path) == [], fmt  # CRC-32s and SeekHead still right
+    read_back = {"mov": sar, "mp4": sar, "mkv": sar, "webm": Fraction(91, 64) if sar != 1 else sar}
+    for fmt, expected in read_back.items():
         with av.open(str(outputs[fmt].path)) as container:
             video = container.streams.video[0]
-            assert video.sample_aspect_ratio == sar, fmt
+            assert video.sample_aspect_ratio == expected, fmt
             assert (video.codec_context.width, video.codec_context.height) == (64, 48), fmt
+            assert sum(1 for _ in container.decode(video)) == 2, fmt
 
 
 def test_tracks_are_default_and_mp4_starts_with_its_index(tmp_path: Path, av_clip: Path) -> None:  # noqa: F811
@@ -197,13 +210,15 @@ def test_segment_keeps_aac_priming_and_starts_on_its_sample(tmp_path: Path, aac_
         ("mov", None, 0, "00:00:02:00"),
         ("mov", "zero", 0, None),
         ("mp4", "source", 2.0, None),
+        ("mkv", None, 2.0, None),
     ],
 )
 def test_timestamps_source_or_zero(
     tmp_path: Path, fmt: str, mode: str | None, first: float, timecode: str | None
 ) -> None:
     """Defaults: .mp4/.webm start at 0 (browsers); .mov keeps the source's time for editors' timelines in
-    a timecode track, its media from 0, so that its duration is the content's."""
+    a timecode track, its media from 0, so that its duration is the content's; .mkv keeps the source's
+    timestamps and says the content's duration (FFmpeg's muxer would say the segment's end time)."""
     source = make_clip(tmp_path / "in.mp4", [pattern(48, 64, i) for i in range(75)])
     out = tmp_path / f"out.{fmt}"
     spec = OutputSpec(path=out, content="composite", timestamps=mode)
@@ -214,17 +229,19 @@ def test_timestamps_source_or_zero(
         assert container.streams.video[0].metadata.get("timecode") == timecode
         # FFmpeg's duration (ffprobe's) is the content's in every mode
         assert container.duration / 1e6 == pytest.approx(0.4, abs=0.03)
-    if fmt == "webm":
-        with av.open(str(out)) as container:
-            duration = container.duration / 1e6
-    else:  # the movie header's duration, which players and MediaInfo show
-        timescale, length = struct.unpack(">II", mp4_boxes(out)[b"mvhd"][0][12:20])
-        duration = length / timescale
+    if fmt in ("webm", "mkv"):  # Info's Duration, in ticks of TimestampScale
+        found = ebml_elements(out, {0x4489: "duration", 0x2AD7B1: "scale"})
+        (ticks,) = struct.unpack(">d", found["duration"][0].to_bytes(8, "big"))
+        assert ticks * found["scale"][0] / 1e9 == pytest.approx(0.4, abs=0.03)
+        assert ebml_problems(out) == []
+        return
+    # the movie header's duration, which players and MediaInfo show
+    timescale, length = struct.unpack(">II", mp4_boxes(out)[b"mvhd"][0][12:20])
+    duration = length / timescale
     # zero: the content's 0.4 s (browsers' duration); source: the source's timeline up to the segment's end
     assert duration == pytest.approx(first + 0.4, abs=0.03)
-    if fmt != "webm":
-        empty = [e for e in elst(mp4_boxes(out)[b"elst"][0]) if e[1] == -1]
-        assert bool(empty) == (first > 0)
+    empty = [e for e in elst(mp4_boxes(out)[b"elst"][0]) if e[1] == -1]
+    assert bool(empty) == (first > 0)
 
 
 @pytest.mark.parametrize("fmt", ["mov", "mp4"])

@@ -24,8 +24,16 @@ from trt_modnet.errors import MattingError
 from trt_modnet.video.audio import AudioPassthrough
 from trt_modnet.video.formats import OutputPlan
 from trt_modnet.video.info import VideoInfo
+from trt_modnet.video.matroska import MATROSKA_MUXERS
 from trt_modnet.video.staging import Staging
-from trt_modnet.video.writers import container_target, mark_default, timecode, timecode_track
+from trt_modnet.video.writers import (
+    container_target,
+    mark_default,
+    pixel_aspect,
+    say_display_aspect,
+    timecode,
+    timecode_track,
+)
 
 #: Formats whose pieces are joined by stream copy (or renumbering, PNG).
 JOINABLE = ("mov", "mkv", "mp4", "png")
@@ -92,6 +100,8 @@ def _join_video(
                     audio.feed(time)
         if audio is not None:
             audio.finish(math.inf)
+    if plan.format.muxer in MATROSKA_MUXERS:
+        say_display_aspect(target, pixel_aspect(info), plan.format.muxer, plan.path)
     return count
 
 

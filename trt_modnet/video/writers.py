@@ -38,6 +38,12 @@ from trt_modnet.video.audio import AudioPassthrough
 from trt_modnet.video.colour import SWSCALE_THREADS, output_tags, sws_name
 from trt_modnet.video.formats import AUDIO_FILES, OutputPlan, OutputSpec, Piece, validate_output
 from trt_modnet.video.info import FIELD_PROGRESSIVE, RANGE_LIMITED, Frame, VideoInfo
+from trt_modnet.video.matroska import (
+    MATROSKA_MUXERS,
+    MatroskaLayoutError,
+    start_duration_at,
+    write_display_aspect,
+)
 from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
 from trt_modnet.video.timeline import Grid
@@ -86,6 +92,7 @@ class Writer:
         self._state = _State.OPEN
         self._written = 0
         self._last_pts: int | None = None
+        self._first_time = Fraction(0)  # of the first frame as written, in seconds
         self._offset: int | None = None  # subtracted from every pts: the first frame's with --timestamps zero
         if plan.piece is not None and self._grid is not None:
             self._grid.origin = Fraction(plan.piece.origin) * tb  # the unsplit run's grid
@@ -114,6 +121,8 @@ class Writer:
             if self._offset is None:
                 self._offset = self._first_offset(pts if piece is None else self._origin_pts(piece))
             video.pts, video.time_base = pts - self._offset, self._time_base
+            if self._written == 0:
+                self._first_time = video.pts * self._time_base
             for name, value in self._frame_tags.items():
                 setattr(video, name, value)
             with self._errors(f"writing frame {frame.index}"):
@@ -146,6 +155,8 @@ class Writer:
                     self._audio.finish(end if self._segment else math.inf)
                 for container in self._containers:
                     container.close()
+            if self.plan.format.muxer in MATROSKA_MUXERS:
+                self._finish_matroska()
             for staging in self._stagings:
                 staging.commit()
             self._state = _State.CLOSED
@@ -153,6 +164,17 @@ class Writer:
         except BaseException:
             self.abort()
             raise
+
+    def _finish_matroska(self) -> None:
+        """What PyAV cannot tell FFmpeg's Matroska muxer: the pixel aspect, and a segment's duration
+        counted from its first frame."""
+        muxer = self.plan.format.muxer
+        say_display_aspect(self._target, self._sar, muxer, self.path)
+        if self._segment and self.plan.timestamps == "source" and self._first_time > 0:
+            try:
+                start_duration_at(self._target, self._first_time)
+            except MatroskaLayoutError as exc:
+                log.warning("%s: the duration counts from 0 (%s)", self.path, exc)
 
     def abort(self) -> None:
         """Remove the temporary output. Idempotent; does nothing after a successful `close()`."""
@@ -190,6 +212,7 @@ class Writer:
         staging = Staging(plan.path, folder=plan.folder, replace=plan.replace)
         self._stagings.append(staging)
         target, options = container_target(plan, staging.temp, info)
+        self._target = Path(target)
         self._container = self._open_container(target, plan.format.muxer, options)
         self._timecode_track = timecode_track(plan, info)
         self._stream = self._add_video_stream()
@@ -238,10 +261,7 @@ class Writer:
         stream.time_base = ctx.time_base = self._time_base
         if info.average_rate:
             ctx.framerate = info.average_rate
-        # Square pixels are said as 1:1 (pasp, pHYs, DisplayWidth), as FFmpeg's CLI does; a rotated
-        # anamorphic source's pixels turn with it.
-        sar = info.sample_aspect_ratio or Fraction(1)
-        stream.sample_aspect_ratio = ctx.sample_aspect_ratio = 1 / sar if info.rotation in (90, 270) else sar
+        self._sar = stream.sample_aspect_ratio = ctx.sample_aspect_ratio = pixel_aspect(info)
         ctx.field_order = info.field_order or FIELD_PROGRESSIVE
         ctx.thread_type = "AUTO"
         ctx.thread_count = 0
@@ -385,6 +405,21 @@ def _frame_step(rate: Fraction | None, time_base: Fraction) -> int:
     if not rate:
         return 1
     return max(1, round(1 / (rate * time_base)))
+
+
+def pixel_aspect(info: VideoInfo) -> Fraction:
+    """The output's pixel aspect: the source's, 1:1 when it has none (said so, as FFmpeg's CLI does);
+    a rotated anamorphic source's pixels turn with it."""
+    sar = info.sample_aspect_ratio or Fraction(1)
+    return 1 / sar if info.rotation in (90, 270) else sar
+
+
+def say_display_aspect(file: Path, sar: Fraction, muxer: str, output: Path) -> None:
+    """Write the pixel aspect into a closed Matroska/WebM file (its muxer cannot be told it by PyAV)."""
+    try:
+        write_display_aspect(file, sar, webm=muxer == "webm")
+    except MatroskaLayoutError as exc:
+        log.warning("%s: the pixel aspect %s is not in the file (%s)", output, sar, exc)
 
 
 def mark_default(container: av.container.OutputContainer) -> None:

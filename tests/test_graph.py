@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from trt_modnet.graph import (
 )
 from trt_modnet.graph import main as graph_main
 from trt_modnet.modelfile import RANDOM_WEIGHTS_KEY
-from trt_modnet.official import RawModnet, inference_size, official_matte
+from trt_modnet.official import RawModnet, inference_size, network_input, official_matte
 from trt_modnet.resize import area_taps, area_weights
 
 SMALL = DeploySpec(outputs=OUTPUTS, ref_size=256)  # small inference sizes keep the network quick
@@ -52,6 +53,11 @@ def session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 def run(sess: ort.InferenceSession, spec: DeploySpec, frames: np.ndarray, **extra: np.ndarray) -> dict:
     feeds = {"frames": frames, **extra, **size_feeds(spec, *frames.shape[1:3])}
+    if spec.host_input:  # as the CPU runners feed it
+        image = np.empty((len(frames), 3, *inference_size(*frames.shape[1:3], spec.ref_size)), np.float32)
+        network_input(frames, image)
+        feeds["image"] = image
+    feeds = {name: feeds[name] for name in input_names(spec)}
     return dict(zip(spec.outputs, sess.run(list(spec.outputs), feeds), strict=True))
 
 
@@ -90,13 +96,29 @@ def test_outputs_on_real_frames(
         assert np.abs(alone.astype(int) - alpha[i]).max() <= 1
 
 
+def test_host_input_graph_gives_the_whole_graphs_outputs(
+    synthetic_onnx: Path, all_outputs: ort.InferenceSession
+) -> None:
+    frames = read_frames(VIDEOS / "pancake_240p.mkv", 2)
+    background = read_frames(VIDEOS / "chaplin_360p.mp4", 1, frames.shape[1:3][::-1])
+    host = replace(SMALL, host_input=True)
+    got = run(session(build(onnx.load(str(synthetic_onnx)), host)), host, frames, background=background)
+    want = run(all_outputs, SMALL, frames, background=background)
+    np.testing.assert_array_equal(got["rgba"][..., :3], frames)
+    for name in SMALL.outputs:
+        delta = np.abs(got[name].astype(int) - want[name])
+        assert delta.max() <= 1 and delta.mean() <= 0.01, name
+
+
+@pytest.mark.parametrize("host_input", [False, True], ids=["whole-graph", "host-input"])
 @pytest.mark.parametrize(
     "source", ["p3m/original/p_07141906.jpg", "juggle_720p.mp4", "carphone_qcif.mp4"], ids=lambda s: s[-16:]
 )
-def test_alpha_matches_the_official_procedure(synthetic_onnx: Path, source: str) -> None:
-    """Same matte as OpenCV INTER_AREA down, uint8 truncation, INTER_AREA up (the official script)."""
+def test_alpha_matches_the_official_procedure(synthetic_onnx: Path, source: str, host_input: bool) -> None:
+    """Same matte as OpenCV INTER_AREA down, uint8 truncation, INTER_AREA up (the official script),
+    whether the graph resizes the frames (TensorRT) or OpenCV makes MODNet's input on the host (CPU)."""
     rgb = read_image(IMAGES / source) if source.endswith(".jpg") else read_frames(VIDEOS / source, 1)[0]
-    spec = DeploySpec(outputs=("alpha",))
+    spec = DeploySpec(outputs=("alpha",), host_input=host_input)
     alpha = run(session(build(onnx.load(str(synthetic_onnx)), spec)), spec, rgb[None])["alpha"][0]
     official = official_matte(RawModnet(synthetic_onnx), rgb)
     delta = np.abs(alpha.astype(int) - official)
@@ -132,6 +154,9 @@ def test_size_feeds_carry_the_inference_size(height: int, width: int) -> None:
         assert index.min() >= 0 and index.max() < sources[axis]
         np.testing.assert_allclose(weight.sum(axis=1), 1, atol=1e-5)
     assert set(feeds) | {"frames"} == set(input_names(spec))
+    host = DeploySpec(outputs=("alpha",), host_input=True)  # MODNet's input fed: no frames, no down taps
+    assert set(size_feeds(host, height, width)) | {"image"} == set(input_names(host))
+    assert set(size_feeds(host, height, width)) == {f"up_{a}_{t}" for a in "hw" for t in ("index", "weight")}
 
 
 @pytest.mark.parametrize(("height", "width"), [(31, 640), (480, 31), (0, 0), (0, 64)])
@@ -222,7 +247,12 @@ def test_wrapper_keeps_to_what_tensorrt_parses(synthetic_onnx: Path) -> None:
 
 def test_spec_and_metadata_round_trip(synthetic_onnx: Path, random_onnx: Path) -> None:
     modnet = onnx.load(str(synthetic_onnx))
-    for spec in (DeploySpec(), DeploySpec(outputs=("composite", "alpha"), ref_size=384)):
+    specs = (
+        DeploySpec(),
+        DeploySpec(outputs=("composite", "alpha"), ref_size=384),
+        DeploySpec(outputs=("rgba",), host_input=True),
+    )
+    for spec in specs:
         deploy = build(modnet, spec)
         assert spec_of(deploy) == spec
         assert [i.name for i in deploy.graph.input] == list(input_names(spec))

@@ -45,8 +45,10 @@ def decode(path: Path, fmt: str = "rgb24", codec: str | None = None) -> tuple[li
 
 
 def runner_mattes(model: Path, frames: list[np.ndarray], ref_size: int = 256) -> np.ndarray:
-    """The matte the ONNX Runtime runner produces for these frames, one at a time."""
-    deploy = build(onnx.load(str(model)), DeploySpec(outputs=("alpha",), ref_size=ref_size))
+    """The matte the ONNX Runtime runner produces for these frames, one at a time, given the graph the
+    job gives it (MODNet's input made on the host)."""
+    spec = DeploySpec(outputs=("alpha",), ref_size=ref_size, host_input=True)
+    deploy = build(onnx.load(str(model)), spec)
     h, w = frames[0].shape[:2]
     with OnnxRuntimeRunner(deploy) as runner:
         runner.prepare(h, w, 1)

@@ -5,6 +5,7 @@ graph differs (ONNX Runtime: exactly; OpenVINO FP32: within one alpha step; the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings, supports_bf16
 
 SPEC = DeploySpec(outputs=("alpha", "composite"), ref_size=128)  # small inference size: quick
+CPU_SPEC = replace(SPEC, host_input=True)  # what the CPU runners are given (select.open_runner)
 
 
 def onnxruntime(deploy: onnx.ModelProto, depth: int) -> Runner:
@@ -38,9 +40,10 @@ def openvino_bf16(deploy: onnx.ModelProto, depth: int) -> Runner:
     return OpenVinoRunner(deploy, OpenVinoSettings("bf16", threads=2, streams=1), depth=depth)
 
 
-# (runner factory, max |delta| of any output byte against the FP32 graph in ONNX Runtime, max mean |delta|)
+# (runner factory, max |delta| of any output byte against the FP32 graph in ONNX Runtime, max mean |delta|);
+# OpenCV's float resize on the host and the graph's taps round a matte value apart now and then.
 RUNNERS = {
-    "onnxruntime": (onnxruntime, 0, 0.0),
+    "onnxruntime": (onnxruntime, 1, 0.001),
     "openvino-fp32": (openvino_fp32, 1, 0.01),
     "openvino-bf16": (openvino_bf16, 255, 0.5),
 }
@@ -58,13 +61,14 @@ def read_frames(video: str, count: int) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def deploy(synthetic_onnx: Path) -> onnx.ModelProto:
-    return build(onnx.load(str(synthetic_onnx)), SPEC)
+    return build(onnx.load(str(synthetic_onnx)), CPU_SPEC)
 
 
 @pytest.fixture(scope="module")
-def direct(deploy: onnx.ModelProto) -> ort.InferenceSession:
-    """The same graph run plainly, as the reference for what the runner returns."""
-    return ort.InferenceSession(deploy.SerializeToString(), providers=["CPUExecutionProvider"])
+def direct(synthetic_onnx: Path) -> ort.InferenceSession:
+    """The whole deployment graph (resizes in it, as TensorRT runs it) run plainly: the reference."""
+    graph = build(onnx.load(str(synthetic_onnx)), SPEC)
+    return ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
 
 
 def expected(direct: ort.InferenceSession, frames: np.ndarray, background: np.ndarray) -> dict:
@@ -72,10 +76,12 @@ def expected(direct: ort.InferenceSession, frames: np.ndarray, background: np.nd
     return dict(zip(SPEC.outputs, direct.run(list(SPEC.outputs), feeds), strict=True))
 
 
+@pytest.mark.parametrize("host_input", [True, False], ids=["host-input", "whole-graph"])
 def test_batches_in_flight_give_the_graph_results(
-    deploy: onnx.ModelProto, direct: ort.InferenceSession, make: tuple
+    synthetic_onnx: Path, direct: ort.InferenceSession, make: tuple, host_input: bool
 ) -> None:
     factory, max_delta, max_mean = make
+    deploy = build(onnx.load(str(synthetic_onnx)), replace(SPEC, host_input=host_input))
     frames = read_frames("carphone_qcif.mp4", 4)
     background = np.full((1, *frames.shape[1:]), (0, 177, 64), dtype=np.uint8)
     batch = frames[:2].copy()  # the caller reuses one buffer, as a decoder does

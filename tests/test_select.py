@@ -60,6 +60,7 @@ def test_auto_falls_back_to_onnx_runtime_without_openvino_and_says_why(
         runner = select.open_runner("auto", synthetic_onnx, graph.DeploySpec(outputs=("alpha",)))
     with runner:
         assert isinstance(runner, onnxrt.OnnxRuntimeRunner)
+        assert runner.spec.host_input  # on the CPU, OpenCV makes MODNet's input
     assert "backend: ONNX Runtime fp32 on the CPU (no TensorRT: TensorRT is not installed" in caplog.text
     assert "OpenVINO is not installed (pip install openvino)" in caplog.text
 

@@ -6,6 +6,13 @@
 ONNX Runtime runs it on the CPU and TensorRT compiles it, so both do every per-pixel operation the same
 way (DESIGN.md, principle 1).
 
+One exception, by measurement: on the CPU the host makes MODNet's input (`DeploySpec.host_input`, the
+graph input `image`, made by `official.network_input` with OpenCV's own INTER_AREA, as the official
+script does). The taps below cost OpenVINO 32 ms of one core per 720p frame (Gathers that run in its
+reference kernel, and three full-size transposes), OpenCV 7 ms; with the bf16 recipe that made inference
+7-9% faster (237 against 255 ms per 720p frame, composite, 2-core AMD EPYC, alternated). The matte
+moves by at most one step against the whole graph (mean 3e-5). Everything after MODNet stays in the graph.
+
 Resize. The official procedure resizes with OpenCV's INTER_AREA both ways. TensorRT's ONNX parser
 supports Resize only in `nearest`/`linear` modes without antialiasing (onnx-tensorrt docs/operators.md),
 so the graph applies OpenCV's own INTER_AREA weights (`trt_modnet.resize`), per axis, as k taps: Gather
@@ -66,6 +73,9 @@ from trt_modnet.resize import area_taps
 OUTPUTS = ("alpha", "rgba", "composite")
 FRAMES = "frames"
 BACKGROUND = "background"
+#: MODNet's input prepared on the host (`DeploySpec.host_input`): float32 [N,3,IH,IW] in [-1,1].
+IMAGE = "image"
+DOWN_FEEDS = ("down_h_index", "down_h_weight", "down_w_index", "down_w_weight")
 # Per axis: tap indices (int32) and weights (float32), both [out, k]; see trt_modnet.resize.
 SIZE_FEEDS = (
     "down_h_index",
@@ -86,6 +96,7 @@ META_REF_SIZE = _META + "ref_size"
 META_PRECISION = _META + "precision"
 META_SOURCE = _META + "source_sha256"
 META_FP16_RECIPE = _META + "fp16_recipe"
+META_HOST_INPUT = _META + "host_input"
 
 _PREFIX = "modnet/"
 #: Every node the wrapper adds is named `deploy/...`; the network's nodes keep theirs (or none).
@@ -100,11 +111,14 @@ log = logging.getLogger("trt_modnet")
 
 @dataclass(frozen=True)
 class DeploySpec:
-    """What a deployment graph computes: its outputs (in order), the official rule's ref_size, precision."""
+    """What a deployment graph computes: its outputs (in order), the official rule's ref_size, precision,
+    and whether the host prepares MODNet's input (`host_input`: the graph then takes `IMAGE`, made by
+    `official.network_input`, instead of resizing the frames itself; the CPU runners' choice)."""
 
     outputs: tuple[str, ...] = ("rgba",)
     ref_size: int = DEFAULT_REF_SIZE
     fp16: bool = False
+    host_input: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "outputs", tuple(self.outputs))  # hashable even when given a list
@@ -118,8 +132,15 @@ class DeploySpec:
 
 
 def input_names(spec: DeploySpec) -> tuple[str, ...]:
-    """The graph's inputs in order: frames, the background for composites, then the size feeds."""
-    return (FRAMES, *((BACKGROUND,) if "composite" in spec.outputs else ()), *SIZE_FEEDS)
+    """The graph's inputs in order: frames (unless only MODNet's input is fed and only alpha comes out),
+    the background for composites, MODNet's input when the host prepares it, then the size feeds."""
+    frames = not spec.host_input or set(spec.outputs) != {"alpha"}
+    return (
+        *((FRAMES,) if frames else ()),
+        *((BACKGROUND,) if "composite" in spec.outputs else ()),
+        *((IMAGE,) if spec.host_input else ()),
+        *(f for f in SIZE_FEEDS if not (spec.host_input and f in DOWN_FEEDS)),
+    )
 
 
 def size_feeds(spec: DeploySpec, height: int, width: int, taps: int | None = None) -> dict[str, np.ndarray]:
@@ -144,7 +165,7 @@ def size_feeds(spec: DeploySpec, height: int, width: int, taps: int | None = Non
     for name, taps in axes.items():
         feeds[f"{name}_index"] = taps.index
         feeds[f"{name}_weight"] = taps.weight
-    return feeds
+    return {name: feeds[name] for name in input_names(spec) if name in feeds}
 
 
 def build(modnet: onnx.ModelProto, spec: DeploySpec) -> onnx.ModelProto:
@@ -157,8 +178,14 @@ def build(modnet: onnx.ModelProto, spec: DeploySpec) -> onnx.ModelProto:
     network = _renamed(onnx.compose.add_prefix(network, _PREFIX))
 
     nodes = _Nodes()
-    frames = nodes.op("Cast", [FRAMES], to=TensorProto.FLOAT)
-    nodes.normalised_input(frames, NETWORK_INPUT)
+    takes = input_names(spec)
+    frames = nodes.op("Cast", [FRAMES], to=TensorProto.FLOAT) if FRAMES in takes else ""
+    if spec.host_input:
+        nodes.nodes.append(
+            helper.make_node("Identity", [IMAGE], [NETWORK_INPUT], name=f"{WRAPPER_PREFIX}image")
+        )
+    else:
+        nodes.normalised_input(frames, NETWORK_INPUT)
     nodes.extend(network.graph.node)
     alpha = nodes.matte_to_alpha(NETWORK_MATTE)  # [N,H,W]
     if {"rgba", "composite"} & set(spec.outputs):
@@ -203,6 +230,7 @@ def spec_of(deploy: onnx.ModelProto) -> DeploySpec:
         outputs=tuple(props[META_OUTPUTS].split(",")),
         ref_size=int(props[META_REF_SIZE]),
         fp16=props[META_PRECISION] == "fp16",
+        host_input=props.get(META_HOST_INPUT) == "1",
     )
 
 
@@ -251,17 +279,19 @@ def _at_opset(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _graph_inputs(spec: DeploySpec) -> list[onnx.ValueInfoProto]:
-    u8 = TensorProto.UINT8
-    inputs = [helper.make_tensor_value_info(FRAMES, u8, ["N", "H", "W", 3])]
-    if "composite" in spec.outputs:
+    u8, f32, i32 = TensorProto.UINT8, TensorProto.FLOAT, TensorProto.INT32
+    shapes = {
+        FRAMES: (u8, ["N", "H", "W", 3]),
         # One background per video ([1,...]) or one per frame ([N,...]): broadcast over the batch.
-        inputs.append(helper.make_tensor_value_info(BACKGROUND, u8, ["NB", "H", "W", 3]))
+        BACKGROUND: (u8, ["NB", "H", "W", 3]),
+        IMAGE: (f32, ["N", 3, "IH", "IW"]),
+    }
     sides = {"down_h": "IH", "down_w": "IW", "up_h": "H", "up_w": "W"}
     for axis, side in sides.items():
         k = f"{axis.upper()}_TAPS"
-        inputs.append(helper.make_tensor_value_info(f"{axis}_index", TensorProto.INT32, [side, k]))
-        inputs.append(helper.make_tensor_value_info(f"{axis}_weight", TensorProto.FLOAT, [side, k]))
-    return inputs
+        shapes[f"{axis}_index"] = (i32, [side, k])
+        shapes[f"{axis}_weight"] = (f32, [side, k])
+    return [helper.make_tensor_value_info(name, *shapes[name]) for name in input_names(spec)]
 
 
 def _graph_outputs(spec: DeploySpec) -> list[onnx.ValueInfoProto]:
@@ -278,6 +308,8 @@ def _metadata(modnet: onnx.ModelProto, spec: DeploySpec) -> dict[str, str]:
     }
     if spec.fp16:
         props[META_FP16_RECIPE] = fp16.RECIPE
+    if spec.host_input:
+        props[META_HOST_INPUT] = "1"
     props.update({p.key: p.value for p in modnet.metadata_props if p.key == RANDOM_WEIGHTS_KEY})
     return props
 

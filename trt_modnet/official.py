@@ -64,6 +64,17 @@ class RawModnet:
         return self.session.run(None, {self.input_name: batch})[0]
 
 
+def network_input(frames: np.ndarray, out: np.ndarray) -> None:
+    """MODNet's input for uint8 RGB frames [N,H,W,3], written into float32 `out` [>=N,3,IH,IW]: INTER_AREA
+    down to the inference size, then (x - 127.5) / 127.5, as the official script computes it (which
+    normalises first: the same linear map, as every row of INTER_AREA's weights sums to 1)."""
+    size = (out.shape[3], out.shape[2])
+    for frame, target in zip(frames, out, strict=False):
+        small = cv2.resize(frame.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        np.multiply(small.transpose(2, 0, 1), 1 / 127.5, out=target)
+        target -= 1.0
+
+
 def official_matte(model: RawModnet, rgb: np.ndarray, ref_size: int = DEFAULT_REF_SIZE) -> np.ndarray:
     """uint8 [H,W] matte of one uint8 RGB frame, exactly as `inference_onnx.py` computes it."""
     h, w = rgb.shape[:2]

@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from trt_modnet.graph import BACKGROUND, FRAMES, input_names, size_feeds, spec_of
-from trt_modnet.official import session_options
+from trt_modnet.graph import BACKGROUND, FRAMES, IMAGE, input_names, size_feeds, spec_of
+from trt_modnet.official import inference_size, network_input, session_options
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
 
@@ -39,11 +39,13 @@ class OnnxRuntimeRunner(Runner):
 
     def _prepare(self, height: int, width: int, batch: int) -> None:
         self._size_feeds = size_feeds(self.spec, height, width)
-        names = [n for n in input_names(self.spec) if n in (FRAMES, BACKGROUND)]
-        self._buffers = [
-            {n: np.empty((batch, height, width, 3), dtype=np.uint8) for n in names}
-            for _ in range(self.inflight.depth)
-        ]
+        shapes = {
+            FRAMES: ((batch, height, width, 3), np.uint8),
+            BACKGROUND: ((batch, height, width, 3), np.uint8),
+            IMAGE: ((batch, 3, *inference_size(height, width, self.spec.ref_size)), np.float32),
+        }
+        names = [n for n in input_names(self.spec) if n in shapes]
+        self._buffers = [{n: np.empty(*shapes[n]) for n in names} for _ in range(self.inflight.depth)]
 
     def _submit(self, slot: int, feeds: Mapping[str, np.ndarray]) -> None:
         feeds = self._copied(slot, feeds)
@@ -64,10 +66,15 @@ class OnnxRuntimeRunner(Runner):
 
     def _copied(self, slot: int, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The feeds in this slot's buffers, plus the size feeds."""
-        check_feeds(feeds, set(self._buffers[slot]))
+        buffers = self._buffers[slot]
+        check_feeds(feeds, {FRAMES, *((BACKGROUND,) if BACKGROUND in buffers else ())})
         out = dict(self._size_feeds)
+        n = len(feeds[FRAMES])
+        if IMAGE in buffers:
+            out[IMAGE] = buffers[IMAGE][:n]
+            network_input(feeds[FRAMES], out[IMAGE])
         for name, array in feeds.items():
-            buffer = self._buffers[slot][name][: len(array)]
-            np.copyto(buffer, array)
-            out[name] = buffer
+            if name in buffers:
+                out[name] = buffers[name][: len(array)]
+                np.copyto(out[name], array)
         return out

@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import BACKGROUND, FRAMES, size_feeds, spec_of
+from trt_modnet.graph import BACKGROUND, FRAMES, IMAGE, size_feeds, spec_of
+from trt_modnet.official import inference_size, network_input
 from trt_modnet.precision import Stage, stages
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
@@ -119,6 +120,7 @@ class OpenVinoRunner(Runner):
         h, w = self._frame_size
         shapes = {name: list(array.shape) for name, array in self._size_feeds.items()}
         shapes[FRAMES] = shapes[BACKGROUND] = [n, h, w, 3]
+        shapes[IMAGE] = [n, 3, *inference_size(h, w, self.spec.ref_size)]
         compiled = []
         for model, stage in zip(self._models, self._stages, strict=True):
             copy = model.clone()  # type: ignore[attr-defined]
@@ -166,15 +168,20 @@ class _Chain:
             for name in stage.outputs:
                 produced[name] = request.get_tensor(name)
         self._feeds = [
-            [name for name in stage.inputs if name in (FRAMES, BACKGROUND)] for stage in stage_list
+            [name for name in stage.inputs if name in (FRAMES, BACKGROUND, IMAGE)] for stage in stage_list
         ]
         self._last = self.requests[-1]
 
     def load(self, feeds: Mapping[str, np.ndarray]) -> None:
+        n = len(feeds[FRAMES])
         for request, names in zip(self.requests, self._feeds, strict=True):
             for name in names:
-                target, array = request.get_tensor(name).data, feeds[name]
+                target = request.get_tensor(name).data
+                if name == IMAGE:  # made from the frames on the host, straight into the tensor
+                    network_input(feeds[FRAMES], target[:n])
+                    continue
                 # A [1,...] background broadcasts over the whole batch; frames fill its first rows.
+                array = feeds[name]
                 np.copyto(target if len(array) == 1 and name == BACKGROUND else target[: len(array)], array)
 
     def run(self, n: int) -> dict[str, np.ndarray]:

@@ -187,7 +187,8 @@ def measure_encode(
     def encode(count: int) -> float:
         target = output_path(work / f"encode_{count}", video, s.content, s.format)
         with open_reader(video) as reader:
-            spec = OutputSpec(path=target, content=s.content, format=s.format, audio=False)
+            # replace: a repeated measurement (--repeat) writes the same file again
+            spec = OutputSpec(path=target, content=s.content, format=s.format, audio=False, replace=True)
             started = time.perf_counter()
             with open_writer(spec, reader) as writer:
                 for image, frame in zip(images[:count], frames[:count], strict=True):

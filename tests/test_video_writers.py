@@ -112,6 +112,29 @@ def test_alpha_round_trips(tmp_path: Path, fmt: str) -> None:
     assert leftovers(tmp_path) == []
 
 
+def test_vp9_alpha_keeps_a_clean_background_and_a_solid_person(tmp_path: Path) -> None:
+    """A portrait-like matte (a soft-edged figure over a zero background) comes back from VP9's alpha
+    plane with its 0s and 255s exact, what a web compositor needs to show nothing where nobody is."""
+    path = tmp_path / "out.webm"
+    written = []
+    with open_reader(need(VIDEOS / "pancake_240p.mkv"), duration=0.5) as reader:
+        writer = open_writer(OutputSpec(path=path, content="rgba"), reader)
+        for frame in reader:
+            h, w = frame.image.shape[:2]
+            figure = np.zeros((h, w), np.uint8)
+            cv2.ellipse(figure, (w // 2 + 2 * frame.index, h // 2), (w // 6, h // 3), 0, 0, 360, 255, -1)
+            alpha = cv2.GaussianBlur(figure, (0, 0), 3)
+            written.append(alpha)
+            writer.write(np.dstack([frame.image, alpha]), frame)
+        writer.close()
+    back = np.stack([image[..., 3] for image in read_rgba(path, decoder="libvpx-vp9")])
+    truth = np.stack(written)
+    for value in (0, 255):
+        where = truth == value
+        assert where.mean() > 0.05, value  # the matte has both, in quantity
+        assert (back[where] == value).mean() >= 0.99, value
+
+
 def test_writer_copies_the_array_it_is_given(tmp_path: Path) -> None:
     """A pipeline may reuse one buffer for every frame: the encoder must not read it later."""
     source = need(VIDEOS / "carphone_qcif.mp4")

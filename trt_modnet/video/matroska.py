@@ -1,4 +1,5 @@
-"""The display aspect of a finished Matroska or WebM file, written into its track header in place.
+"""What FFmpeg's Matroska muxer cannot be told through PyAV, written into a finished file in place: the
+display aspect (`write_display_aspect`) and a segment's duration (`start_duration_at`).
 
 FFmpeg's Matroska muxer takes DisplayWidth/DisplayHeight from `AVStream.sample_aspect_ratio`, which
 PyAV cannot set (its setter reaches the codec context only), so without this every output says

@@ -9,10 +9,10 @@ way (DESIGN.md, principle 1).
 One exception, by measurement: on the CPU the host makes MODNet's input (`DeploySpec.host_input`, the
 graph input `image`, made by `official.network_input` with OpenCV's own INTER_AREA, as the official
 script does). The taps below cost OpenVINO 32 ms of one core per 720p frame (Gathers that run in its
-reference kernel, and three full-size transposes), OpenCV 4.5-7 ms; with the bf16 recipe that made
-inference 7-9% faster (237 against 255 ms per 720p frame, composite, 2-core AMD EPYC, alternated). The
-matte moves by at most one step against the whole graph (mean 3e-5). Everything after MODNet stays in
-the graph.
+reference kernel, and three full-size transposes), OpenCV 6 ms; with the bf16 recipe that made
+inference 8% faster (284 against 307 ms per 720p frame, medians, composite, 2-core AMD EPYC,
+alternated: `benchmarks.host_input`). The matte moves by at most one step against the whole graph (mean
+3e-5). Everything after MODNet stays in the graph.
 
 Resize. The official procedure resizes with OpenCV's INTER_AREA both ways. TensorRT's ONNX parser
 supports Resize only in `nearest`/`linear` modes without antialiasing (onnx-tensorrt docs/operators.md),

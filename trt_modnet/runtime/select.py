@@ -148,7 +148,7 @@ def open_runner(
         return _tensorrt_runner(build(modnet, fp16), fp16, depth=depth, engines_dir=engines_dir, log=log)
     log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, choice.reason)
     # On the CPU, OpenCV makes MODNet's input on the host: INTER_AREA as taps in the graph cost 32 ms
-    # of CPU per 720p frame in OpenVINO, OpenCV 4.5-7 (README, "On the CPU").
+    # of CPU per 720p frame in OpenVINO, OpenCV 6 (benchmarks.host_input).
     spec = replace(spec, host_input=True)
     if choice.backend == "openvino":
         from trt_modnet.runtime.openvino import OpenVinoRunner

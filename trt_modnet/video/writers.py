@@ -261,7 +261,7 @@ class Writer:
         stream.time_base = ctx.time_base = self._time_base
         if info.average_rate:
             ctx.framerate = info.average_rate
-        self._sar = stream.sample_aspect_ratio = ctx.sample_aspect_ratio = pixel_aspect(info)
+        self._sar = ctx.sample_aspect_ratio = pixel_aspect(info)
         ctx.field_order = info.field_order or FIELD_PROGRESSIVE
         ctx.thread_type = "AUTO"
         ctx.thread_count = 0

@@ -9,7 +9,6 @@ whole FP32 graph (`PERF_COUNT`: the wrapper's nodes against MODNet's).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from benchmarks.parity import RESULTS, export_model
+from benchmarks.parity import RESULTS, export_model, write_result
 from benchmarks.throughput import system_info, versions
 from trt_modnet.cli import run_main
 from trt_modnet.graph import BACKGROUND, FRAMES, WRAPPER_PREFIX, DeploySpec, build, size_feeds
@@ -140,9 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "system": system_info(),
         "versions": versions(),
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {output}", file=sys.stderr)
+    write_result(output, result)
     return 0
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from benchmarks.parity import CHECKPOINT, DATA, RESULTS, read_frames, shared_inputs, stats
+from benchmarks.parity import CHECKPOINT, DATA, RESULTS, read_frames, shared_inputs, stats, write_result
 from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
@@ -141,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": {"openvino": openvino.__version__, "nncf": nncf.__version__},
         **figures,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {output}", file=sys.stderr)
+    write_result(output, result)
     speed = figures["low_stage_seconds_per_frame_720p_batch4"]
     print(json.dumps({"worst": figures["worst"], "speed": speed}))
     return 0

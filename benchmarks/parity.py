@@ -302,6 +302,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def write_result(output: Path, result: dict) -> None:
+    """A benchmark's JSON, its folder made if needed; says where on stderr."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {output}", file=sys.stderr)
+
+
 def export_model(folder: Path, random_weights: bool) -> Path:
     from trt_modnet.modnet.checkpoint import load_checkpoint
     from trt_modnet.modnet.export import export_onnx, random_model
@@ -351,9 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fp16_vs_fp32": {"recipe": json.loads(fp16.RECIPE), "inputs": drift},
         "resize_cost": resize_cost([(720, 1280), (1080, 1920)], args.ref_size),
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {output}", file=sys.stderr)
+    write_result(output, result)
     return 0
 
 

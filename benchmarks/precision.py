@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from benchmarks.parity import RESULTS, export_model, shared_inputs, stats
+from benchmarks.parity import RESULTS, export_model, shared_inputs, stats, write_result
 from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
 from trt_modnet.graph import DeploySpec, build
@@ -122,9 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "versions": {"onnxruntime": ort.__version__, "openvino": openvino.__version__},
         **figures,
     }
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {output}", file=sys.stderr)
+    write_result(output, result)
     print(json.dumps({"worst": figures["worst"], "speed": figures["seconds_per_frame_720p_batch4"]}))
     return 0
 

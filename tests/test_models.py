@@ -167,11 +167,15 @@ def test_a_checkpoint_that_pickles_code_is_refused_unrun(home: Path, tmp_path: P
     assert cached_files(home) == []
 
 
-def test_a_legacy_or_foreign_checkpoint_says_how_to_convert(home: Path, tmp_path: Path) -> None:
+def test_a_cut_legacy_an_unknown_or_a_foreign_checkpoint_is_one_line(home: Path, tmp_path: Path) -> None:
     legacy = tmp_path / "legacy.ckpt"
-    legacy.write_bytes(b"\x80\x02\x8a\x0alZ\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.")  # torch's legacy magic
-    with pytest.raises(MattingError, match=r"zip format.*trt_modnet\[torch\]"):
+    legacy.write_bytes(pickle.dumps(0x1950A86A20F9469CFC6C, protocol=2))  # the legacy magic, then nothing
+    with pytest.raises(MattingError, match=r"legacy.ckpt: a damaged PyTorch checkpoint"):
         resolve_model(str(legacy))
+    unknown = tmp_path / "notes.ckpt"
+    unknown.write_text("not a checkpoint")
+    with pytest.raises(MattingError, match=r"not a PyTorch checkpoint.*trt_modnet\[torch\]"):
+        resolve_model(str(unknown))
     foreign = _checkpoint_zip(tmp_path / "foreign.ckpt", pickle.dumps({"epoch": 3}, protocol=2))
     with pytest.raises(MattingError, match="not a MODNet checkpoint"):
         resolve_model(str(foreign))

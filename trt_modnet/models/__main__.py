@@ -9,6 +9,7 @@ from trt_modnet.cli import run_main
 from trt_modnet.models.cache import file_digest, models_dir
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.models.resolve import resolve_model
+from trt_modnet.models.torchfile import checkpoint_format
 
 EXIT_BAD_FILES = 1
 
@@ -19,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="registered models, what is cached and where (the default)")
     fetch = sub.add_parser("fetch", help="download, verify and convert models into the cache")
     fetch.add_argument("names", nargs="+", metavar="NAME", help=f"a name ({', '.join(MODELS)}) or a URL")
-    sub.add_parser("verify", help="re-check the digests of the cached checkpoints")
+    sub.add_parser("verify", help="re-check the digests of the cached checkpoints and name their format")
     args = p.parse_args(argv)
     if args.command == "fetch":
         for name in args.names:
@@ -36,7 +37,7 @@ def _list() -> None:
     print(f"cache: {folder}")
     for m in MODELS.values():
         path = folder / m.filename
-        state = f"cached {path}" if path.is_file() else "not cached"
+        state = f"cached {path} ({checkpoint_format(path)} format)" if path.is_file() else "not cached"
         default = " (default)" if m.name == DEFAULT_MODEL else ""
         print(f"  {m.name}{default}: {m.filename}, {m.pin.size} bytes, {state}; {m.about}")
     converted = sorted((folder / "onnx").glob("*.onnx"))
@@ -52,10 +53,13 @@ def _verify() -> int:
             continue
         digest = file_digest(path, m.pin.algo)
         if digest == m.pin.hexdigest:
-            print(f"ok {m.name}: {path}")
+            print(f"ok {m.name}: {path} ({checkpoint_format(path)} format)")
         else:
             bad += 1
-            print(f"BAD {m.name}: {path} has {m.pin.algo} {digest}, expected {m.pin.hexdigest}; delete it")
+            print(
+                f"BAD {m.name}: {path} ({checkpoint_format(path)} format) has {m.pin.algo} {digest}, "
+                f"expected {m.pin.hexdigest}; delete it"
+            )
     return EXIT_BAD_FILES if bad else 0
 
 

@@ -72,12 +72,17 @@ def _check_runs(model: onnx.ModelProto, ckpt: Path) -> None:
 def modnet_state(raw: object, path: Path) -> dict[str, np.ndarray]:
     """The state_dict unwrapped, `module.` removed, the backbone under `backbone.` (as the graph reads it)."""
     state = _unwrap(raw, path)
-    out = {k.removeprefix("module."): v for k, v in state.items()}
+    # The graph is FP32 (precision is a recipe applied to it later), so half or double weights widen.
+    out = {k.removeprefix("module."): _widened(v) for k, v in state.items()}
     if any(k.startswith("lr_branch.easpp.") for k in out):
         raise MattingError(f"{path}: an e-ASPP MODNet, which is only converted with PyTorch; {_TORCH_HINT}")
     for k in [k for k in out if k.startswith("lr_branch.backbone.")]:
         out.setdefault("backbone." + k.removeprefix("lr_branch.backbone."), out[k])
     return out
+
+
+def _widened(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float32) if array.dtype.kind == "f" and array.dtype != np.float32 else array
 
 
 def _unwrap(raw: object, path: Path) -> Mapping[str, np.ndarray]:

@@ -3,12 +3,14 @@ thin layers over it (DESIGN.md principle 8: every door opens onto the same job).
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import os
 import threading
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from trt_modnet.errors import MattingError
 from trt_modnet.file_job import FileHooks, ProgressCallback, open_job_runner, process_file
@@ -67,6 +69,7 @@ def process(
     progress: bool | ProgressCallback = False,
     matter: Matter | None = None,
     cancel: threading.Event | None = None,
+    **unknown: Any,
 ) -> list[FileResult]:
     """Matte video and image files, as `python -m trt_modnet.process` does, byte for byte.
 
@@ -80,8 +83,10 @@ def process(
     `quiet` silences the model download's progress.
 
     Returns one `FileResult` per input; a file that fails is a result, not an exception. A bad call (bad
-    option values, no inputs) raises `MattingError`.
+    option values, an unknown keyword, no inputs) raises `MattingError`.
     """
+    if unknown:  # a server passing options from JSON gets our error, not a TypeError
+        raise MattingError(_unknown_keyword(next(iter(unknown))))
     job = job_settings(
         inputs,
         output,
@@ -114,6 +119,20 @@ def process(
     if matter is not None:
         job = matter.job_settings(job)
     return run_job(job, FileHooks(progress=progress, cancel=cancel), matter=matter)
+
+
+def _unknown_keyword(name: str) -> str:
+    known = [p for p in inspect.signature(process).parameters if p not in ("inputs", "unknown")]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; the keywords are {', '.join(known)}"
+    return f"process() got an unknown keyword {name!r}{hint}"
+
+
+def settings_from(keywords: dict[str, Any]) -> JobSettings:
+    """The JobSettings for `process`'s keywords, every one given (the CLI's parse; `progress` ignored)."""
+    kw = {k: v for k, v in keywords.items() if k not in ("progress", "matter", "cancel")}
+    extra = tuple((m, kw.pop(m)) for m in OUTPUTS)
+    return job_settings(kw.pop("inputs"), kw.pop("output"), extra=extra, **kw)
 
 
 def job_settings(

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trt_modnet.api import graph_outputs, process, run_job  # noqa: F401 - run_job, graph_outputs: re-exported
+from trt_modnet.api import graph_outputs, process, run_job, settings_from  # noqa: F401 - re-exported
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS
+from trt_modnet.job import JobSettings
 from trt_modnet.models import MODEL_ENV
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
@@ -24,7 +25,12 @@ from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
 
 
-def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
+def parse_args(argv: Sequence[str] | None) -> JobSettings:
+    """The job the command line asks for, checked as `trt_modnet.process` checks its keywords."""
+    return settings_from(parse_keywords(argv))
+
+
+def parse_keywords(argv: Sequence[str] | None) -> dict[str, Any]:
     """The keywords of `trt_modnet.process` that the command line asks for."""
     args = _parser().parse_args(argv)
     return dict(
@@ -187,7 +193,7 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    keywords = parse_args(argv)
+    keywords = parse_keywords(argv)
     setup_logging(logging.WARNING if keywords["quiet"] else logging.INFO)
     results = process(**keywords)
     if not keywords["quiet"]:

@@ -237,3 +237,17 @@ def test_docs_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.chdir(tmp_path)
     for n, code in enumerate(blocks):
         exec(compile(code, f"docs/api.md block {n + 1}", "exec"), {"__name__": "__docs__"})
+
+
+def test_openvino_matter_equals_its_cli_png(tmp_path: Path) -> None:
+    """The other CPU backend through the same runner; the frame is small to keep the compile short."""
+    pytest.importorskip("openvino")
+    frame = video_frames(1, "carphone_qcif.mp4")[0]
+    src = tmp_path / "carphone.png"
+    Image.fromarray(frame).save(src)
+    argv = [str(src), "-o", f"{tmp_path}/cli/", "--model", str(PEOPLE), "--mode", "alpha", "--quiet"]
+    assert main([*argv, "--backend", "openvino", "--precision", "fp32", "--ref-size", "256"]) == 0
+    with Matter(need(PEOPLE), backend="openvino", precision="fp32", ref_size=256) as m:
+        assert m.backend.startswith("openvino") and m.precision == "fp32"
+        alpha = m.alpha(frame)
+    assert np.array_equal(alpha, np.asarray(Image.open(next((tmp_path / "cli").iterdir()))))

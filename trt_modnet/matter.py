@@ -56,8 +56,9 @@ class Matter:
     size prepares the runner again. PIL images in give PIL images out.
 
     Thread-safety: a lock inside. One Matter may be shared by threads; their calls run one at a time (a
-    `.stream` holds the Matter until it ends or is closed). For calls in parallel, open one Matter per
-    thread. Use as a context manager, or call `close()` (idempotent).
+    `.stream` holds the Matter until it ends or is closed: iterate it in one thread, and inside its loop
+    call only Matter methods that use other outputs). For calls in parallel, open one Matter per thread.
+    Use as a context manager, or call `close()` (idempotent).
     """
 
     def __init__(
@@ -86,6 +87,7 @@ class Matter:
         self._runners: dict[tuple[str, ...], Runner] = {}
         self._lock = threading.RLock()
         self._closed = False
+        self._streaming: set[tuple[str, ...]] = set()  # runners a live .stream holds
         self._runner(("alpha",))  # open now: a bad model or backend fails here, not at the first frame
 
     @property
@@ -186,6 +188,11 @@ class Matter:
     def _runner(self, outputs: tuple[str, ...]) -> Runner:
         """One runner per set of outputs, as the CLI opens for that set (the same graph: the same bytes)."""
         self._check_open()
+        if outputs in self._streaming:  # only the stream's own thread gets here: the lock is reentrant
+            raise MattingError(
+                "this Matter's runner is busy with a .stream being iterated: finish the stream first, or "
+                "use a second Matter"
+            )
         runner = self._runners.get(outputs)
         if runner is None:
             budget = thread_budget(threads=self.threads)
@@ -258,7 +265,8 @@ class Matter:
                 yield Frame(item, index, Fraction(1), index)
 
         with self._lock:
-            runner = self._runner(tuple(o for o in OUTPUTS if o in names))
+            key = tuple(o for o in OUTPUTS if o in names)
+            runner = self._runner(key)
             plate = _PlateBackground(_plate(background, 1, h, w, bgr)) if "composite" in names else None
             pipeline = Pipeline(
                 runner,
@@ -278,6 +286,7 @@ class Matter:
                         s.end()
 
             worker = threading.Thread(target=work, name="matter-stream", daemon=True)
+            self._streaming.add(key)
             worker.start()
             try:
                 while True:
@@ -294,6 +303,7 @@ class Matter:
             finally:
                 stop.set()  # an early break: the stages stop at their next poll
                 worker.join()
+                self._streaming.discard(key)
 
 
 class _Sink:

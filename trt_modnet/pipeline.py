@@ -10,6 +10,7 @@ others promptly and is re-raised in the caller's thread.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections import deque
@@ -197,8 +198,22 @@ class Pipeline:
     def _infer(
         self, decoded: queue.Queue[Any], pool: queue.Queue[np.ndarray], encoders: list[queue.Queue[Any]]
     ) -> int:
-        st = self._stages
         pending: deque[tuple[int, _Batch]] = deque()
+        try:
+            return self._infer_batches(decoded, pool, encoders, pending)
+        finally:  # stopped or failed: collect what is still in flight, so the runner can be used again
+            for ticket, _ in pending:
+                with contextlib.suppress(Exception):  # the first error is the one reported
+                    self.runner.result(ticket)
+
+    def _infer_batches(
+        self,
+        decoded: queue.Queue[Any],
+        pool: queue.Queue[np.ndarray],
+        encoders: list[queue.Queue[Any]],
+        pending: deque[tuple[int, _Batch]],
+    ) -> int:
+        st = self._stages
         count = 0
         while (batch := st.get(decoded)) is not _END:
             feeds = {"frames": batch.frames}

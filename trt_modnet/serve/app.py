@@ -139,7 +139,7 @@ class _Api:
         name = request.path_params["name"]
         if job is None or name not in job.outputs:  # matched against the job's own list, never a path
             return _error(404, "no such output")
-        return FileResponse(self.store.files(job.id) / name, filename=Path(name).name)
+        return FileResponse(self.store.files(job.id) / name, filename=_download_name(job, name))
 
     async def create(self, request: Request) -> Response:
         if self.store.active() >= self.settings.max_queue:
@@ -206,7 +206,10 @@ class _Api:
         view = asdict(job)
         files = self.store.files(job.id)
         base = f"/api/jobs/{job.id}/outputs/"
-        view["outputs"] = [{"name": n, "size": _size(files / n), "url": base + quote(n)} for n in job.outputs]
+        view["outputs"] = [
+            {"name": n, "size": _size(files / n), "url": base + quote(n), "download": _download_name(job, n)}
+            for n in job.outputs
+        ]
         previews = [o["url"] for o in view["outputs"] if o["name"].startswith(PREVIEW_STEM)]
         view["preview"] = previews[0] if previews else None
         view["eta"] = _eta(job)
@@ -242,6 +245,16 @@ def allowed_file(text: str, allow_dirs: tuple[Path, ...]) -> Path:
         if candidate.is_relative_to(root) and candidate.is_file():
             return candidate
     raise UploadRefused(403, f"{text!r} is not a file under an --allow-dir")
+
+
+def _download_name(job: JobState, name: str) -> str:
+    """`input0.matte.mov` saved as `my clip.matte.mov`: the user's name, only ever as a suggestion."""
+    base = Path(name).name
+    for ours, theirs in zip(job.inputs, job.names, strict=False):
+        stem = Path(ours).stem
+        if base.startswith(stem + "."):
+            return Path(theirs).stem + base[len(stem) :]
+    return base
 
 
 def _size(path: Path) -> int | None:

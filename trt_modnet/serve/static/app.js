@@ -58,7 +58,7 @@ function jobItem(job) {
     for (const o of job.outputs) {
       if (o.url === job.preview) continue;
       const size = o.size == null ? "" : ` (${(o.size / 1e6).toFixed(1)} MB)`;
-      links.append(el("a", { href: o.url, download: o.name, class: "download" }, o.name + size));
+      links.append(el("a", { href: o.url, download: o.download, class: "download" }, o.download + size));
     }
     li.append(links);
   }

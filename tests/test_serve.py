@@ -211,8 +211,9 @@ def test_real_uvicorn_and_restart_with_a_job_running(tmp_path: Path, matter: obj
 
 def test_a_bad_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
     missing = tmp_path / "no such folder"
-    cmd = [sys.executable, "-m", "trt_modnet.serve", "--allow-dir", str(missing), "--jobs", str(tmp_path / "j")]
+    jobs = tmp_path / "j"
+    cmd = [sys.executable, "-m", "trt_modnet.serve", "--allow-dir", str(missing), "--jobs", str(jobs)]
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"error: {missing}: --allow-dir is not a folder"
-    assert not (tmp_path / "j").exists()
+    assert not jobs.exists()

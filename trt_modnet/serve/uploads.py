@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
@@ -65,7 +66,8 @@ async def receive_upload(request: Request, folder: Path, limits: Limits) -> Uplo
             received += len(chunk)
             if received > limits.max_bytes:
                 raise UploadRefused(413, f"the upload is over the server's limit of {limits.max_bytes} bytes")
-            parser.write(chunk)
+            # The parser's callbacks write the file: off the event loop, so other requests go on.
+            await anyio.to_thread.run_sync(parser.write, chunk)
             sink.check()
         parser.finalize()
         sink.check()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -24,9 +26,27 @@ from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import open_runner
 from trt_modnet.summary import FileResult
 from trt_modnet.threads import thread_budget
-from trt_modnet.video import open_reader, open_writer
+from trt_modnet.video import Frame, open_reader, open_writer
 
 log = logging.getLogger("trt_modnet")
+
+#: `progress(file, frames done, frames expected or None)`, called from the job's threads as frames are
+#: written.
+ProgressCallback = Callable[[Path, int, "int | None"], None]
+
+
+@dataclass(frozen=True)
+class FileHooks:
+    """What the caller of one process (the Python API) watches a file with; never sent to Ray workers."""
+
+    #: True: a tqdm bar per file on stderr; a callable: called as frames are written; False: nothing.
+    progress: bool | ProgressCallback = False
+    #: Set: stop within about a batch, remove the partial outputs, status "cancelled".
+    cancel: threading.Event | None = None
+
+
+class Cancelled(Exception):
+    """`FileHooks.cancel` was set: raised in the decode thread so the pipeline stops and cleans up."""
 
 
 def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
@@ -48,9 +68,13 @@ def process_file(
     runner: Runner | None,
     plan: FilePlan,
     on_frames: Callable[[int], None] | None = None,
+    hooks: FileHooks | None = None,
 ) -> FileResult:
     """One input to its outputs with an open runner: the unit of work, here and on Ray workers."""
     path = plan.input
+    hooks = hooks or FileHooks(progress=not job.quiet)
+    if hooks.cancel is not None and hooks.cancel.is_set():
+        return FileResult(path, 0, 0.0, plan.todo_paths[0] if plan.todo_paths else path, "cancelled")
     if plan.problem is not None:
         log.error("%s", plan.problem)
         return FileResult(path, 0, 0.0, path, f"failed: {plan.problem}")
@@ -60,7 +84,9 @@ def process_file(
     first = plan.todo_paths[0]
     started = time.perf_counter()
     try:
-        frames = _run_file(job, runner, plan, on_frames)
+        frames = _run_file(job, runner, plan, on_frames, hooks)
+    except Cancelled:
+        return FileResult(path, 0, 0.0, first, "cancelled")
     except MattingError as exc:
         log.error("%s", exc)
         return FileResult(path, 0, 0.0, first, f"failed: {exc}")
@@ -70,11 +96,16 @@ def process_file(
         log.exception("%s: unexpected %s", path, type(exc).__name__)
         return FileResult(path, 0, 0.0, first, f"failed: internal error {type(exc).__name__}: {exc}")
     elapsed = time.perf_counter() - started
-    return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok")
+    fps = frames / elapsed if elapsed > 0 else 0.0
+    return FileResult(path, frames, fps, first, "ok", outputs=tuple(plan.todo_paths))
 
 
 def _run_file(
-    job: JobSettings, runner: Runner, plan: FilePlan, on_frames: Callable[[int], None] | None
+    job: JobSettings,
+    runner: Runner,
+    plan: FilePlan,
+    on_frames: Callable[[int], None] | None,
+    hooks: FileHooks,
 ) -> int:
     path, specs = plan.input, plan.outputs
     with ExitStack() as stack:
@@ -91,7 +122,13 @@ def _run_file(
         writers = [(s.content, stack.enter_context(open_writer(s, reader))) for s in specs]
         warn_if_low_space(specs, expected, info.height, info.width)  # the writers checked the folders
         sheet = ContactSheet(frame_count=expected) if plan.preview else None
-        bar = stack.enter_context(tqdm(total=expected, desc=path.name, unit="frame", disable=job.quiet))
+        bar = stack.enter_context(
+            tqdm(total=expected, desc=path.name, unit="frame", disable=hooks.progress is not True)
+        )
+        if on_frames is None:
+            on_frames = (
+                bar.update if not callable(hooks.progress) else _reporter(path, expected, hooks.progress)
+            )
         pipeline = Pipeline(
             runner,
             writers,
@@ -101,14 +138,36 @@ def _run_file(
             background=background,
             smoother=SmoothedOutputs(tuple(s.content for s in specs)) if job.ofd else None,
             on_batch=sheet.offer_batch if sheet else None,
-            on_frames=bar.update if on_frames is None else on_frames,
+            on_frames=on_frames,
         )
-        count = pipeline.run(reader, info.height, info.width)
+        frames = reader if hooks.cancel is None else _until(hooks.cancel, reader)
+        count = pipeline.run(frames, info.height, info.width)
         if count == 0:
             raise MattingError(f"{path}: no frames to process (check --start and --duration)")
         if sheet is not None and plan.preview is not None:
             sheet.save(plan.preview, overwrite=job.overwrite)
         return count
+
+
+def _reporter(path: Path, expected: int | None, progress: ProgressCallback) -> Callable[[int], None]:
+    done = 0
+
+    def report(count: int) -> None:
+        nonlocal done
+        done += count
+        progress(path, done, expected)
+
+    return report
+
+
+def _until(cancel: threading.Event, frames: Iterable[Frame]) -> Iterator[Frame]:
+    """The frames until `cancel` is set; then Cancelled, which stops every stage of the pipeline."""
+    for frame in frames:
+        if cancel.is_set():
+            raise Cancelled
+        yield frame
+    if cancel.is_set():  # set while the last batch was decoded: the outputs must not be finished
+        raise Cancelled
 
 
 def _check_size(path: Path, height: int, width: int, ref_size: int) -> None:

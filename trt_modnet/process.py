@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+import sys
+import types
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from trt_modnet.api import graph_outputs, process, run_job  # noqa: F401 - run_job, graph_outputs: re-exported
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
-from trt_modnet.file_job import open_job_runner, process_file
-from trt_modnet.graph import OUTPUTS, DeploySpec
-from trt_modnet.inputs import collect_inputs
-from trt_modnet.job import JobSettings
-from trt_modnet.models import MODEL_ENV, resolve_model
-from trt_modnet.models.download import DownloadSettings
+from trt_modnet.graph import OUTPUTS
+from trt_modnet.models import MODEL_ENV
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
-from trt_modnet.ofd import SmoothedOutputs
 from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
-from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
 from trt_modnet.precision import PRECISIONS
 from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.summary import FileResult, print_summary
@@ -27,49 +24,16 @@ from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
 
 
-def run_job(job: JobSettings) -> list[FileResult]:
-    """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
-    inputs = collect_inputs(job.inputs, recursive=job.recursive)
-    plans = plan_run(job, inputs)
-    if job.segment_seconds is not None:
-        from trt_modnet.distributed.segments import check_segments
-
-        check_segments(job, plans)
-    prepare_destinations(job, plans)
-    needed = graph_outputs(job, plans)
-    if not any(plan.todo_paths and plan.problem is None for plan in plans):
-        return [process_file(job, None, plan) for plan in plans]  # nothing to compute: no model needed
-    spec = DeploySpec(outputs=needed, ref_size=job.ref_size)
-    model = resolve_model(job.model, DownloadSettings(progress=not job.quiet))
-    if job.ray is not None:
-        from trt_modnet.distributed.files import run_on_ray
-
-        return run_on_ray(job, model, spec, plans)
-    results: list[FileResult] = []
-    with open_job_runner(job, model, spec) as runner:
-        for plan in plans:
-            results.append(process_file(job, runner, plan))
-    return results
-
-
-def graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
-    wanted = {s.content for plan in plans for s in plan.outputs}
-    if job.ofd:
-        wanted = SmoothedOutputs.graph_outputs(wanted)
-    if job.preview is not None and not wanted & {"alpha", "rgba"}:
-        wanted.add("alpha")
-    return tuple(o for o in OUTPUTS if o in wanted)
-
-
-def parse_args(argv: Sequence[str] | None) -> JobSettings:
+def parse_args(argv: Sequence[str] | None) -> dict[str, Any]:
+    """The keywords of `trt_modnet.process` that the command line asks for."""
     args = _parser().parse_args(argv)
-    return JobSettings(
-        inputs=tuple(args.inputs),
-        output=None if args.output is None else Path(args.output),
-        output_folder=args.output is not None and args.output.endswith(("/", os.sep)),
-        modes=tuple(args.mode.split(",")) if args.mode else ("rgba",),
-        modes_given=args.mode is not None,
-        extra_outputs=tuple((m, p) for m in OUTPUTS if (p := getattr(args, m)) is not None),
+    return dict(
+        inputs=list(args.inputs),
+        output=args.output,
+        mode=args.mode,
+        rgba=args.rgba,
+        alpha=args.alpha,
+        composite=args.composite,
         format=args.format,
         background=args.background,
         model=args.model,
@@ -84,6 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         overwrite=args.overwrite,
         recursive=args.recursive,
         quiet=args.quiet,
+        progress=not args.quiet,
         audio=not args.no_audio,
         audio_out=args.audio_out,
         timestamps=args.timestamps,
@@ -222,10 +187,10 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    job = parse_args(argv)
-    setup_logging(logging.WARNING if job.quiet else logging.INFO)
-    results = run_job(job)
-    if not job.quiet:
+    keywords = parse_args(argv)
+    setup_logging(logging.WARNING if keywords["quiet"] else logging.INFO)
+    results = process(**keywords)
+    if not keywords["quiet"]:
         print_summary(results)
     failed = [r for r in results if r.failed]
     if any("internal error" in r.status for r in failed):
@@ -236,6 +201,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> None:
     raise SystemExit(run_main(main))
 
+
+class _CallableModule(types.ModuleType):
+    """`import trt_modnet.process` rebinds the package's `process` to this module: keep it callable, so
+    that `trt_modnet.process(...)` is the API function whichever was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> list[FileResult]:
+        return process(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     console_main()

@@ -18,12 +18,19 @@ class FileResult:
     frames: int
     fps: float
     output: Path
-    status: str  # "ok", "skipped (...)" or "failed: ..."
+    status: str  # "ok", "skipped (...)", "failed: ..." or "cancelled"
     node: str | None = None  # the Ray node that did it (--ray)
+    #: The files written (outputs, then the preview); empty unless the status is "ok".
+    outputs: tuple[Path, ...] = ()
 
     @property
     def failed(self) -> bool:
         return self.status.startswith("failed")
+
+    @property
+    def error(self) -> str | None:
+        """Why the file failed (the status without "failed: "), else None."""
+        return self.status.removeprefix("failed: ") if self.failed else None
 
 
 def print_summary(results: list[FileResult], out: TextIO | None = None) -> None:

@@ -218,7 +218,15 @@ class SplitFile:
             log.error("%s", exc)
             return FileResult(path, 0, 0.0, first, f"failed: {exc}", node=node)
         elapsed = time.perf_counter() - self._started
-        return FileResult(path, frames, frames / elapsed if elapsed > 0 else 0.0, first, "ok", node=node)
+        return FileResult(
+            path,
+            frames,
+            frames / elapsed if elapsed > 0 else 0.0,
+            first,
+            "ok",
+            node=node,
+            outputs=tuple(self.plan.todo_paths),
+        )
 
 
 def _piece_spec(spec: OutputSpec, piece: Piece) -> OutputSpec:

@@ -217,3 +217,15 @@ def test_a_bad_option_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip() == f"error: {missing}: --allow-dir is not a folder"
     assert not jobs.exists()
+
+
+def test_a_host_off_this_machine_gets_a_generated_token(tmp_path: Path) -> None:
+    from trt_modnet.serve.__main__ import parse_args
+
+    local = parse_args(["--jobs", str(tmp_path)])
+    assert local.host == "127.0.0.1" and local.token is None and local.max_upload == 4 << 30
+    remote = parse_args(["--host", "0.0.0.0", "--jobs", str(tmp_path), "--max-upload", "500M"])
+    assert remote.token and len(remote.token) >= 32 and remote.token_generated
+    assert remote.max_upload == 500 << 20
+    given = parse_args(["--host", "0.0.0.0", "--token", TOKEN, "--jobs", str(tmp_path)])
+    assert given.token == TOKEN and not given.token_generated

@@ -25,8 +25,11 @@ async function showHealth() {
   const response = await api("/api/health");
   if (!response.ok) return;
   const h = await response.json();
-  document.getElementById("health").textContent =
-    `${h.model} on ${h.backend} (${h.precision}), ${h.queue} in queue`;
+  const health = document.getElementById("health");
+  // The backend comes with the CLI's reason for it: the name in the header, the reason on hover.
+  health.textContent = `${h.model.split("/").pop()} on ${h.backend.split(" (")[0]} (${h.precision}), ` +
+    `${h.queue} in queue`;
+  health.title = h.backend;
 }
 
 function el(tag, attrs = {}, text = "") {

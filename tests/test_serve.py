@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import IMAGES, REPO, need
 from tests.serve_helpers import BACKEND, CLIP, PEOPLE, REF_SIZE, need_api, uvicorn_server, wait_for
 
 pytest.importorskip("starlette", reason="the [serve] extra is not installed")
@@ -95,6 +95,21 @@ def test_upload_poll_download_equals_cli(client: TestClient, tmp_path: Path) -> 
         body = client.get(out["url"]).content
         assert len(body) == out["size"]
         assert body == (cli / out["name"]).read_bytes(), out["name"]
+
+
+def test_composite_over_an_uploaded_image_equals_cli(client: TestClient, tmp_path: Path) -> None:
+    image = IMAGES / "portraits" / "astronaut.png"
+    with CLIP.open("rb") as f, need(image).open("rb") as bg:
+        files = [("file", ("clip.mp4", f, "video/mp4")), ("background_file", ("sky.png", bg, "image/png"))]
+        created = client.post("/api/jobs", files=files, data={"mode": "composite", **SHORT})
+    job = wait_for(client.get, created.json()["id"], ("done", "failed"))
+    assert job["state"] == "done", job["error"]
+    cli = _cli(tmp_path, "--mode", "composite", "--duration", "0.4", "--background", str(image))
+    video = next(o for o in job["outputs"] if o["name"].endswith(".mp4"))  # the background is no output
+    assert [o["name"] for o in job["outputs"]] == sorted(
+        p.name for p in cli.iterdir() if p.name != "input0.mp4"
+    )
+    assert client.get(video["url"]).content == (cli / video["name"]).read_bytes()
 
 
 def test_range_request_serves_a_slice(client: TestClient) -> None:

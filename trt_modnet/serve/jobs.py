@@ -132,12 +132,15 @@ class JobStore:
         return requeue
 
     def remove_outputs(self, job: JobState) -> None:
-        for path in self.files(job.id).iterdir():
+        files = self.files(job.id)
+        for path in files.iterdir() if files.is_dir() else ():
             if path.name not in job.inputs:
                 shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
 
     def list_outputs(self, job: JobState) -> tuple[str, ...]:
         files = self.files(job.id)
+        if not files.is_dir():
+            return ()
         found = [
             p.relative_to(files).as_posix()
             for p in sorted(files.rglob("*"))

@@ -244,3 +244,21 @@ def test_a_host_off_this_machine_gets_a_generated_token(tmp_path: Path) -> None:
     assert remote.max_upload == 500 << 20
     given = parse_args(["--host", "0.0.0.0", "--token", TOKEN, "--jobs", str(tmp_path)])
     assert given.token == TOKEN and not given.token_generated
+
+
+def test_a_full_disk_fails_the_job_not_the_server(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import trt_modnet
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(trt_modnet, "process", full)
+    job = wait_for(client.get, _post_clip(client, SHORT).json()["id"], ("done", "failed"))
+    assert job["state"] == "failed" and "No space left on device" in job["error"] and job["outputs"] == []
+    monkeypatch.undo()
+    after = _post_clip(client, {"mode": "alpha", **SHORT}).json()["id"]
+    assert wait_for(client.get, after, ("done", "failed"))["state"] == "done"

@@ -29,8 +29,11 @@ from trt_modnet.video import open_reader, open_writer
 log = logging.getLogger("trt_modnet")
 
 
-def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
-    """The runner the job's options ask for: one per job here, one per worker on Ray."""
+def open_job_runner(
+    job: JobSettings, model: Path, spec: DeploySpec, *, note: str = ""
+) -> AbstractContextManager[Runner]:
+    """The runner the job's options ask for: one per job here, one per worker on Ray; `note` is added
+    to the line that names the backend."""
     budget = thread_budget(threads=job.threads)
     return open_runner(
         job.backend,
@@ -40,6 +43,7 @@ def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> Abstract
         threads=budget.inference,
         streams=budget.streams,
         engines_dir=job.engines,
+        note=note,
     )
 
 

@@ -14,6 +14,7 @@ from trt_modnet.file_job import open_job_runner, process_file
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs
 from trt_modnet.job import JobSettings
+from trt_modnet.live import DROPS, is_stream_job, run_stream_job
 from trt_modnet.models import MODEL_ENV, resolve_model
 from trt_modnet.models.download import DownloadSettings
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
@@ -25,10 +26,13 @@ from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.summary import FileResult, print_summary
 from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
+from trt_modnet.video.streams import STREAM_FORMATS
 
 
 def run_job(job: JobSettings) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
+    if is_stream_job(job):  # standard input or output, a URL, a camera: trt_modnet.live
+        return run_stream_job(job)
     inputs = collect_inputs(job.inputs, recursive=job.recursive)
     plans = plan_run(job, inputs)
     if job.segment_seconds is not None:
@@ -93,6 +97,11 @@ def parse_args(argv: Sequence[str] | None) -> JobSettings:
         ofd=args.ofd,
         ray=args.ray,
         segment_seconds=args.segment_seconds,
+        live=args.live,
+        drop=args.drop,
+        max_latency=args.max_latency,
+        idle_timeout=args.idle_timeout,
+        input_format=args.input_format,
     )
 
 
@@ -114,7 +123,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     for mode in OUTPUTS:
         p.add_argument(f"--{mode}", type=Path, metavar="PATH", help=f"also write the {mode} output to PATH")
-    p.add_argument("--format", choices=FORMATS, help="container/codec, instead of the output's extension")
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, *STREAM_FORMATS),
+        help="container/codec, instead of the output's extension (nut, ts: streams, e.g. -o -)",
+    )
     p.add_argument(
         "--background", help="composite background: colour name, #RRGGBB, image or video (default green)"
     )
@@ -174,7 +187,29 @@ def _parser() -> argparse.ArgumentParser:
         help="with --ray: split each video at keyframes into pieces of about N seconds that run in "
         "parallel, joined losslessly into one output (.mov, .mkv, .mp4, PNG)",
     )
+    _stream_arguments(p)
     return p
+
+
+def _stream_arguments(p: argparse.ArgumentParser) -> None:
+    """Streams, URLs and cameras (trt_modnet.live, docs/streams.md)."""
+    p.add_argument("--input-format", metavar="NAME", help="FFmpeg demuxer for - or a URL (default: probed)")
+    p.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        help="a live source: latency budget, frames dropped when late (default for URLs and cameras)",
+    )
+    p.add_argument("--drop", choices=DROPS, help="late (default when live): drop frames over --max-latency")
+    p.add_argument(
+        "--max-latency", type=_positive_seconds, default=0.5, metavar="S", help="live latency budget (0.5 s)"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="end a stream that sends nothing for S seconds (10)",
+    )
 
 
 def _modes(text: str) -> str:
@@ -225,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     job = parse_args(argv)
     setup_logging(logging.WARNING if job.quiet else logging.INFO)
     results = run_job(job)
-    if not job.quiet:
+    if not job.quiet and not is_stream_job(job):  # a stream run says its own summary on stderr
         print_summary(results)
     failed = [r for r in results if r.failed]
     if any("internal error" in r.status for r in failed):

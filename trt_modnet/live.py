@@ -110,10 +110,20 @@ class Feed:
     """Frames of a live source, read by a thread of their own into a bounded queue (see the module)."""
 
     def __init__(
-        self, frames: Iterator[Frame], *, drop_late: bool, max_latency: float, capacity: int, stats: Stats
+        self,
+        frames: Iterator[Frame],
+        *,
+        drop_late: bool,
+        max_latency: float,
+        capacity: int,
+        stats: Stats,
+        in_flight: int | None = None,
     ) -> None:
+        """`in_flight`: frames taken and not yet written at most (live: the pipeline's own queues would
+        otherwise hold frames that age there, out of the budget's sight)."""
         self._frames = frames
         self._drop_late = drop_late
+        self._in_flight = in_flight
         self._budget = max_latency
         self._capacity = max(1, capacity)
         self.stats = stats
@@ -124,7 +134,9 @@ class Feed:
         self.error: BaseException | None = None
         self.arrival: dict[int, float] = {}
         self._taken: dict[int, float] = {}
-        self._service = 0.0  # seconds from taken to written, of the last frames (moving average)
+        # Seconds from taken to written of the last frames: the longest of them is what a frame taken
+        # now should expect (a mean would let every other frame over the budget).
+        self._service: deque[float] = deque(maxlen=8)
         self._thread = threading.Thread(target=self._read, name="stream-read", daemon=True)
 
     def start(self) -> Feed:
@@ -168,21 +180,29 @@ class Feed:
     def __iter__(self) -> Iterator[Frame]:
         while True:
             with self._cond:
-                while not self._queue and not self._done and not self._stop.is_set():
+                while not self._stop.is_set() and (
+                    (not self._queue and not self._done) or self._full_pipeline()
+                ):
                     self._cond.wait(_POLL_S)
                 if not self._queue or self._stop.is_set():
                     break
                 if self._drop_late:
                     now = time.monotonic()
-                    while len(self._queue) > 1 and now - self._queue[0][1] + self._service > self._budget:
+                    while len(self._queue) > 1 and now - self._queue[0][1] + self._expected() > self._budget:
                         self._drop()
                 frame, arrived = self._queue.popleft()
+                self.arrival[frame.index] = arrived
+                self._taken[frame.index] = time.monotonic()
                 self._cond.notify_all()
-            self.arrival[frame.index] = arrived
-            self._taken[frame.index] = time.monotonic()
             yield frame
         if self.error is not None:
             raise self.error
+
+    def _expected(self) -> float:
+        return max(self._service, default=0.0)
+
+    def _full_pipeline(self) -> bool:
+        return self._in_flight is not None and len(self._taken) >= self._in_flight
 
     def written(self, frame: Frame) -> None:
         """Called by the first output's encoder thread after each frame."""
@@ -191,9 +211,11 @@ class Feed:
         taken = self._taken.pop(frame.index, None)
         if arrived is not None:
             self.stats.latencies.append(now - arrived)
-        if taken is not None:
-            self._service = 0.8 * self._service + 0.2 * (now - taken)
-        self.stats.frames_out += 1
+        with self._cond:
+            if taken is not None:
+                self._service.append(now - taken)
+            self.stats.frames_out += 1
+            self._cond.notify_all()
 
     def join(self, timeout: float) -> None:
         self._thread.join(timeout)
@@ -312,8 +334,21 @@ def _feed(job: JobSettings, reader: StreamReader, stats: Stats, live: bool) -> F
     # Live: no more than the budget's worth of frames (older ones would be late anyway).
     capacity = max(2 * job.batch, math.ceil(job.max_latency * rate) + 1) if live else 4 * job.batch
     return Feed(
-        iter(reader), drop_late=drop_late, max_latency=job.max_latency, capacity=capacity, stats=stats
+        iter(reader),
+        drop_late=drop_late,
+        max_latency=job.max_latency,
+        capacity=capacity,
+        stats=stats,
+        in_flight=_in_flight(job, drop_late) if live else None,
     )
+
+
+def _in_flight(job: JobSettings, drop_late: bool) -> int:
+    """Frames inside the pipeline at once on a live source: otherwise its own queues hold frames that
+    age there, out of the budget's sight. Dropping: one batch, so that a frame taken never waits behind
+    another and the time it will take is the last frames'. Keeping all: two, so that inference and
+    encoding overlap. OFD holds one frame back."""
+    return job.batch * (1 if drop_late else 2) + (1 if job.ofd else 0)
 
 
 def _run(

@@ -272,7 +272,7 @@ def run_stream_job(job: JobSettings, *, runner: Runner | None = None) -> list[Fi
     with ExitStack() as stack:
         reader = stack.enter_context(_open_source(job, name))
         feed = _feed(job, reader, stats, live).start()  # reading from now on: a live source does not wait
-        stack.callback(feed.stop)
+        stack.callback(_stop_feed, feed, reader)
         if runner is None:
             from trt_modnet.file_job import open_job_runner
 
@@ -400,9 +400,7 @@ def _pump(pipeline: Pipeline, feed: Feed, reader: StreamReader, height: int, wid
             raise KeyboardInterrupt(signal.Signals(signum).name)
         stopped.append(signal.Signals(signum).name)
         log.info("%s: %s: finishing the frames in flight (again to abort)", reader.info.path, stopped[0])
-        feed.stop()
-        if hasattr(reader, "stop"):
-            reader.stop.set()
+        _stop_feed(feed, reader, wait=False)
 
     previous = {s: signal.signal(s, on_signal) for s in _SIGNALS}
     try:
@@ -418,6 +416,15 @@ def _pump(pipeline: Pipeline, feed: Feed, reader: StreamReader, height: int, wid
     if stopped:
         return stopped[0]
     return getattr(reader, "ended", "end of file")
+
+
+def _stop_feed(feed: Feed, reader: StreamReader, *, wait: bool = True) -> None:
+    """End the input (a file reader just stops being read); before closing the reader, its thread out."""
+    feed.stop()
+    if isinstance(reader, StreamReader):
+        reader.interrupt()
+    if wait:
+        feed.join(2.0)
 
 
 def _open_output(

@@ -335,6 +335,8 @@ class StreamReader:
                     continue
                 yield from packet.decode()
         except av.FFmpegError as exc:
+            if self.stop.is_set():  # interrupted on purpose
+                return
             idle = isinstance(exc, av.ExitError) or time.monotonic() - received >= self._idle_timeout * 0.9
             if not idle and not self.stop.is_set():
                 raise MattingError(f"{self.name}: reading the stream failed: {exc.strerror}") from None
@@ -346,9 +348,18 @@ class StreamReader:
         self.ended = f"nothing received for {self._idle_timeout:g} s (--idle-timeout)"
         log.info("%s: %s; ending", self.name, self.ended)
 
+    def interrupt(self) -> None:
+        """End the stream from any thread: standard input stops waiting at its next poll; a URL at its
+        next packet, or when its read times out (PyAV offers no way to cut a waiting read short)."""
+        self.stop.set()
+
     def close(self) -> None:
         self.stop.set()
-        self._decoded.close()
+        try:
+            self._decoded.close()
+        except ValueError:  # still running in a reader thread that did not stop in time: leave it be
+            log.debug("%s: the reader thread is still reading; not closing its container", self.name)
+            return
         self._container.close()
 
     def __enter__(self) -> StreamReader:

@@ -68,14 +68,16 @@ def test_pipe_chain_gives_the_file_runs_frames_times_and_audio(
 ) -> None:
     file_run = tmp_path / "file.mkv"
     piped = tmp_path / "piped.nut"
-    args = f"--model {synthetic_onnx} {FAST}"
+    preview = tmp_path / "preview.png"
+    args = f"--model {synthetic_onnx} {FAST} --ofd"  # OFD smooths across frames: the same on a stream
     assert bash(f"{JOB} {clip} -o {file_run} {args} -q").returncode == 0
     # docs/streams.md: matting in the middle of an FFmpeg chain
     chain = bash(
-        f"ffmpeg -v error -i {clip} -c copy -f nut - | {JOB} - -o - --format nut {args} "
+        f"ffmpeg -v error -i {clip} -c copy -f nut - | {JOB} - -o - --format nut {args} --preview {preview} "
         f"| ffmpeg -v error -i - -c copy {piped}"
     )
     assert chain.returncode == 0, chain.stderr
+    assert preview.stat().st_size > 0
     expected, got = frames_of(file_run), frames_of(piped)
     assert len(got) == len(expected) > 10
     for (t_exp, exp), (t_got, img) in zip(expected, got, strict=True):

@@ -185,6 +185,8 @@ class Feed:
                 ):
                     self._cond.wait(_POLL_S)
                 if not self._queue or self._stop.is_set():
+                    self.stats.dropped += len(self._queue)  # stopped: what waited is not processed
+                    self._queue.clear()
                     break
                 if self._drop_late:
                     now = time.monotonic()

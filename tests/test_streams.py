@@ -104,15 +104,28 @@ def _free_udp_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_until_listening(port: int, job: subprocess.Popen[str]) -> None:
+    """Until the job has bound the port (Linux: /proc/net/udp; elsewhere a pause)."""
+    table = Path("/proc/net/udp")
+    for _ in range(300):
+        if not table.exists():
+            time.sleep(2.0)
+            return
+        if f":{port:04X} " in table.read_text() or job.poll() is not None:
+            return
+        time.sleep(0.1)
+
+
 def test_live_udp_stream_to_mkv_ends_on_idle_timeout(synthetic_onnx: Path, tmp_path: Path) -> None:
     out = tmp_path / "live.mkv"
-    url = f"udp://127.0.0.1:{_free_udp_port()}"
+    port = _free_udp_port()
+    url = f"udp://127.0.0.1:{port}"
     job = subprocess.Popen(
         [*JOB.split(), url, "-o", out, "--model", synthetic_onnx, *FAST.split(), "--idle-timeout", "2"],
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.0)  # the job is listening (UDP: what is sent before is lost, as on a real feed)
+    _wait_until_listening(port, job)  # UDP: what is sent before is lost, as on a real feed
     src = need(VIDEOS / "carphone_qcif.mp4")
     sender = ["ffmpeg", "-v", "error", "-re", "-i", src, "-t", "2", "-c:v", "libx264", "-g", "10"]
     subprocess.run([*sender, "-f", "mpegts", f"{url}?pkt_size=1316"], check=True, timeout=30)

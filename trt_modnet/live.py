@@ -259,6 +259,8 @@ def check_stream_job(job: JobSettings) -> None:
         raise MattingError(f"{name}: --max-latency and --idle-timeout must be more than 0 seconds")
     for mode, path in _output_specs(job):
         stream_format(path, job.format, mode)  # refuses what a pipe cannot take, before any work
+        if str(path) != STDIO and os.path.lexists(path) and not job.overwrite:
+            raise MattingError(f"{path}: exists; --overwrite replaces it")
 
 
 def run_stream_job(job: JobSettings, *, runner: Runner | None = None) -> list[FileResult]:

@@ -56,10 +56,10 @@ def audio_packets(path: Path) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Half a second of the shared chaplin clip (H.264 and MP3), cut by stream copy."""
+    """0.3 s of the shared chaplin clip (H.264 and MP3), cut by stream copy."""
     out = tmp_path_factory.mktemp("streams") / "clip.mkv"
     src = need(VIDEOS / "chaplin_360p.mp4")
-    subprocess.run(["ffmpeg", "-v", "error", "-i", src, "-t", "0.5", "-c", "copy", out], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", src, "-t", "0.3", "-c", "copy", out], check=True)
     return out
 
 
@@ -79,7 +79,7 @@ def test_pipe_chain_gives_the_file_runs_frames_times_and_audio(
     assert chain.returncode == 0, chain.stderr
     assert preview.stat().st_size > 0
     expected, got = frames_of(file_run), frames_of(piped)
-    assert len(got) == len(expected) > 10
+    assert len(got) == len(expected) >= 6
     for (t_exp, exp), (t_got, img) in zip(expected, got, strict=True):
         assert t_got == t_exp
         np.testing.assert_array_equal(img, exp)  # rawvideo RGBA and FFV1: lossless both

@@ -17,6 +17,7 @@ from trt_modnet.file_job import FileHooks, ProgressCallback, open_job_runner, pr
 from trt_modnet.graph import OUTPUTS, DeploySpec
 from trt_modnet.inputs import collect_inputs
 from trt_modnet.job import JobSettings
+from trt_modnet.live import DROPS, is_stream_job, run_stream_job
 from trt_modnet.models import resolve_model
 from trt_modnet.models.download import DownloadSettings
 from trt_modnet.ofd import SmoothedOutputs
@@ -28,6 +29,7 @@ from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.summary import FileResult
 from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
+from trt_modnet.video.streams import STREAM_FORMATS
 
 if TYPE_CHECKING:
     from trt_modnet.matter import Matter
@@ -65,6 +67,11 @@ def process(
     engines: PathLike = "engines",
     ray: str | None = None,
     segment_seconds: float | None = None,
+    live: bool | None = None,
+    drop: str | None = None,
+    max_latency: float = 0.5,
+    idle_timeout: float = 10.0,
+    input_format: str | None = None,
     quiet: bool = True,
     progress: bool | ProgressCallback = False,
     matter: Matter | None = None,
@@ -114,6 +121,11 @@ def process(
         engines=engines,
         ray=ray,
         segment_seconds=segment_seconds,
+        live=live,
+        drop=drop,
+        max_latency=max_latency,
+        idle_timeout=idle_timeout,
+        input_format=input_format,
         quiet=quiet,
     )
     if matter is not None:
@@ -183,7 +195,13 @@ def _modes(mode: str | Sequence[str] | None) -> tuple[str, ...] | None:
 
 def _check_options(o: dict[str, object]) -> None:
     """The values the CLI's parser would refuse, refused with the same words."""
-    choices = {"backend": BACKENDS, "precision": PRECISIONS, "format": FORMATS, "timestamps": TIMESTAMPS}
+    choices = {
+        "backend": BACKENDS,
+        "precision": PRECISIONS,
+        "format": (*FORMATS, *STREAM_FORMATS),
+        "timestamps": TIMESTAMPS,
+        "drop": DROPS,
+    }
     for key, allowed in choices.items():
         if o[key] is not None and o[key] not in allowed:
             raise MattingError(f"{key} {o[key]!r}: choose from {', '.join(allowed)}")
@@ -200,6 +218,9 @@ def _check_options(o: dict[str, object]) -> None:
         value = o[key]
         if value is not None and (not isinstance(value, int | float) or value < 0):
             raise MattingError(f"{key} must be a number of seconds of at least 0, got {value!r}")
+    for key in ("max_latency", "idle_timeout"):
+        if not isinstance(o[key], int | float) or not o[key] > 0:
+            raise MattingError(f"{key} must be more than 0 seconds, got {o[key]!r}")
     seconds = o["segment_seconds"]
     if seconds is not None and (not isinstance(seconds, int | float) or not seconds > 0):
         raise MattingError(f"segment_seconds must be more than 0 seconds, got {seconds!r}")
@@ -213,6 +234,10 @@ def run_job(
     job: JobSettings, hooks: FileHooks | None = None, matter: Matter | None = None
 ) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
+    if is_stream_job(job):  # standard input or output, a URL, a camera: trt_modnet.live
+        if matter is not None:
+            raise MattingError("a stream job opens its own runner (live: the webcam model): drop matter")
+        return run_stream_job(job)
     hooks = hooks or FileHooks(progress=not job.quiet)
     inputs = collect_inputs(job.inputs, recursive=job.recursive)
     plans = plan_run(job, inputs)

@@ -49,8 +49,11 @@ class Cancelled(Exception):
     """`FileHooks.cancel` was set: raised in the decode thread so the pipeline stops and cleans up."""
 
 
-def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> AbstractContextManager[Runner]:
-    """The runner the job's options ask for: one per job here, one per worker on Ray."""
+def open_job_runner(
+    job: JobSettings, model: Path, spec: DeploySpec, *, note: str = ""
+) -> AbstractContextManager[Runner]:
+    """The runner the job's options ask for: one per job here, one per worker on Ray; `note` is added
+    to the line that names the backend."""
     budget = thread_budget(threads=job.threads)
     return open_runner(
         job.backend,
@@ -60,6 +63,7 @@ def open_job_runner(job: JobSettings, model: Path, spec: DeploySpec) -> Abstract
         threads=budget.inference,
         streams=budget.streams,
         engines_dir=job.engines,
+        note=note,
     )
 
 

@@ -44,4 +44,12 @@ class JobSettings:
     ray: str | None = None
     #: With `ray`: split videos at keyframes into pieces of about this many seconds, joined after.
     segment_seconds: float | None = None
+    #: Streams (trt_modnet.live): a live source (None: URLs and devices are, files and stdin are not).
+    live: bool | None = None
+    #: "late" drops frames over the latency budget, "never" keeps all; None: late when live.
+    drop: str | None = None
+    max_latency: float = 0.5
+    idle_timeout: float = 10.0
+    #: FFmpeg demuxer for standard input or a URL (None: probed).
+    input_format: str | None = None
     modes_given: bool = field(default=False, compare=False)

@@ -15,6 +15,7 @@ from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import OUTPUTS
 from trt_modnet.job import JobSettings
+from trt_modnet.live import DROPS, is_stream_job
 from trt_modnet.models import MODEL_ENV
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
 from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
@@ -23,6 +24,7 @@ from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.summary import FileResult, print_summary
 from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
+from trt_modnet.video.streams import STREAM_FORMATS
 
 
 def parse_args(argv: Sequence[str] | None) -> JobSettings:
@@ -64,6 +66,11 @@ def parse_keywords(argv: Sequence[str] | None) -> dict[str, Any]:
         ofd=args.ofd,
         ray=args.ray,
         segment_seconds=args.segment_seconds,
+        live=args.live,
+        drop=args.drop,
+        max_latency=args.max_latency,
+        idle_timeout=args.idle_timeout,
+        input_format=args.input_format,
     )
 
 
@@ -85,7 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     for mode in OUTPUTS:
         p.add_argument(f"--{mode}", type=Path, metavar="PATH", help=f"also write the {mode} output to PATH")
-    p.add_argument("--format", choices=FORMATS, help="container/codec, instead of the output's extension")
+    p.add_argument(
+        "--format",
+        choices=(*FORMATS, *STREAM_FORMATS),
+        help="container/codec, instead of the output's extension (nut, ts: streams, e.g. -o -)",
+    )
     p.add_argument(
         "--background", help="composite background: colour name, #RRGGBB, image or video (default green)"
     )
@@ -145,6 +156,7 @@ def _parser() -> argparse.ArgumentParser:
         help="with --ray: split each video at keyframes into pieces of about N seconds that run in "
         "parallel, joined losslessly into one output (.mov, .mkv, .mp4, PNG)",
     )
+    _stream_arguments(p)
     return p
 
 
@@ -177,6 +189,27 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _stream_arguments(p: argparse.ArgumentParser) -> None:
+    """Streams, URLs and cameras (trt_modnet.live, docs/streams.md)."""
+    p.add_argument("--input-format", metavar="NAME", help="FFmpeg demuxer for - or a URL (default: probed)")
+    p.add_argument(
+        "--live",
+        action=argparse.BooleanOptionalAction,
+        help="a live source: latency budget, frames dropped when late (default for URLs and cameras)",
+    )
+    p.add_argument("--drop", choices=DROPS, help="late (default when live): drop frames over --max-latency")
+    p.add_argument(
+        "--max-latency", type=_positive_seconds, default=0.5, metavar="S", help="live latency budget (0.5 s)"
+    )
+    p.add_argument(
+        "--idle-timeout",
+        type=_positive_seconds,
+        default=10.0,
+        metavar="S",
+        help="end a stream that sends nothing for S seconds (10)",
+    )
+
+
 def _positive_seconds(text: str) -> float:
     negative = text.strip().startswith("-")
     value = _seconds(text.strip().removeprefix("-"))
@@ -196,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     keywords = parse_keywords(argv)
     setup_logging(logging.WARNING if keywords["quiet"] else logging.INFO)
     results = process(**keywords)
-    if not keywords["quiet"]:
+    if not keywords["quiet"] and not is_stream_job(settings_from(keywords)):  # streams say their own
         print_summary(results)
     failed = [r for r in results if r.failed]
     if any("internal error" in r.status for r in failed):

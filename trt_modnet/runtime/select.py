@@ -135,8 +135,10 @@ def open_runner(
     depth: int = DEFAULT_DEPTH,
     engines_dir: Path = Path("engines"),
     log: logging.Logger | None = None,
+    note: str = "",
 ) -> Runner:
-    """A runner for the MODNet ONNX at `model_path` on the backend and precision `choose` picks."""
+    """A runner for the MODNet ONNX at `model_path` on the backend and precision `choose` picks; `note`
+    ends the line that names the backend (the live default model)."""
     log = log or logging.getLogger("trt_modnet")
     choice = choose(backend, precision, log)
     from trt_modnet.graph import build
@@ -145,8 +147,11 @@ def open_runner(
     modnet = load_modnet(model_path)
     if choice.backend == "tensorrt":
         fp16 = replace(spec, fp16=choice.precision == "fp16")
-        return _tensorrt_runner(build(modnet, fp16), fp16, depth=depth, engines_dir=engines_dir, log=log)
-    log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, choice.reason)
+        return _tensorrt_runner(
+            build(modnet, fp16), fp16, depth=depth, engines_dir=engines_dir, log=log, note=note
+        )
+    reason = f"{choice.reason}; {note}" if note else choice.reason
+    log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, reason)
     # On the CPU, OpenCV makes MODNet's input on the host: INTER_AREA as taps in the graph cost 32 ms
     # of CPU per 720p frame in OpenVINO, OpenCV 6 (benchmarks.host_input).
     spec = replace(spec, host_input=True)
@@ -170,13 +175,23 @@ _NAMES = {"openvino": "OpenVINO", "onnxruntime": "ONNX Runtime"}
 
 
 def _tensorrt_runner(
-    deploy: onnx.ModelProto, spec: DeploySpec, *, depth: int, engines_dir: Path, log: logging.Logger
+    deploy: onnx.ModelProto,
+    spec: DeploySpec,
+    *,
+    depth: int,
+    engines_dir: Path,
+    log: logging.Logger,
+    note: str = "",
 ) -> Runner:
     from trt_modnet.tensorrt import EngineLoader, TensorRTRunner
 
     loader = EngineLoader(deploy, spec, engines_dir=engines_dir)
     target = loader.target
     log.info(
-        "backend: TensorRT %s on %s (compute %s)", target.tensorrt, target.gpu, target.compute_capability
+        "backend: TensorRT %s on %s (compute %s%s)",
+        target.tensorrt,
+        target.gpu,
+        target.compute_capability,
+        f"; {note}" if note else "",
     )
     return TensorRTRunner(loader, outputs=spec.outputs, depth=depth + LENT_SLOTS)

@@ -196,9 +196,12 @@ def test_pieces_of_a_node_removed_mid_piece_run_again(
     src.mkdir()
     shutil.copy(keyframed, src / "clip.mp4")
     plain, out = tmp_path / "plain", tmp_path / "out"
-    assert job(src, "-o", plain, "--model", synthetic_onnx, *PNG[:-2], "-q") == 0
+    for folder in (plain, out):
+        folder.mkdir()  # the PNG folder inside it, its temporary pieces beside that
+    assert job(src, "-o", plain / "clip", "--model", synthetic_onnx, *PNG[:-2], "-q") == 0
     thread = mid_run(nodes, out, 2, lambda: nodes.cluster.remove_node(other))
-    assert job(src, "-o", out, "--model", synthetic_onnx, *PNG[:-2], "--ray", "auto", *PIECES) == 0
+    args = ("--ray", "auto", *PIECES)
+    assert job(src, "-o", out / "clip", "--model", synthetic_onnx, *PNG[:-2], *args) == 0
     thread.join()
     same_frames(plain, out)
     assert any(line.startswith("retried clip.mp4") for line in capfd.readouterr().out.splitlines())

@@ -22,6 +22,7 @@ class FileResult:
     node: str | None = None  # the Ray node that did it (--ray)
     #: The files written (outputs, then the preview); empty unless the status is "ok".
     outputs: tuple[Path, ...] = ()
+    retried: tuple[str, ...] = ()  # --ray: the nodes (and errors) of the workers that died running it
 
     @property
     def failed(self) -> bool:
@@ -60,6 +61,10 @@ def print_summary(results: list[FileResult], out: TextIO | None = None) -> None:
             print("  ".join("-" * w for w in [*widths, 6]), file=out)
     if common and common != os.getcwd():
         print(f"outputs in {common}", file=out)
+    for r, name in zip(results, inputs, strict=True):
+        if r.retried:
+            where = f"finished on {r.node}" if not r.failed else "gave up"
+            print(f"retried {name}: worker lost on {', '.join(r.retried)}; {where}", file=out)
     failed = sum(r.failed for r in results)
     done = sum(r.status == "ok" for r in results)
     print(f"{done} done, {failed} failed, {len(results) - done - failed} skipped", file=out)

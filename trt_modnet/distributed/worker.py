@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 #: Tests only: a worker that finds this file deletes it and dies at once (os._exit) after its first frames.
 DIE_ONCE_ENV = "TRT_MODNET_RAY_DIE_ONCE"
+#: Tests only: while this file exists a worker waits after its frames, so a test can remove its node then.
+HOLD_ENV = "TRT_MODNET_RAY_HOLD"
 
 
 class FrameCounter:
@@ -46,14 +49,16 @@ class FileWorker:
 
         self.counter = ray.get_actor(counter)
         self.node = socket.gethostname()
+        # Nodes on one machine share a host name: the driver names a node from its id (files.node_names).
+        self.node_id = ray.get_runtime_context().get_node_id()
         self._stack = ExitStack()
         self.runner = self._stack.enter_context(open_job_runner(job, model, spec))
 
-    def check(self, inputs: list[Path], folders: list[Path]) -> list[str]:
-        """What this node cannot reach: inputs it cannot read, destination folders it cannot write."""
+    def check(self, inputs: list[Path], folders: list[Path]) -> tuple[str, list[str]]:
+        """This node's id, and what it cannot reach: inputs it cannot read, folders it cannot write."""
         problems = [f"{p}: cannot read it" for p in inputs if not os.access(p, os.R_OK)]
         problems += [f"{d}: cannot write there" for d in folders if not os.access(d, os.W_OK | os.X_OK)]
-        return [f"{p} on Ray node {self.node}" for p in problems]
+        return self.node_id, [f"{p} on Ray node {self.node}" for p in problems]
 
     def run(self, plan: FilePlan, window: Window | None = None) -> tuple[FileResult, str]:
         """A whole file, or (`window`, --segment-seconds) the segment of it that holds one piece."""
@@ -63,11 +68,12 @@ class FileWorker:
         if window is not None:
             job = dataclasses.replace(job, start=window.start, duration=window.duration)
         result = process_file(job, self.runner, plan, on_frames=self._frames)
-        return result, self.node
+        return result, self.node_id
 
     def _frames(self, count: int) -> None:
         self.counter.add.remote(count)
         _maybe_die()
+        _maybe_hold()
 
 
 def _maybe_die() -> None:
@@ -79,3 +85,9 @@ def _maybe_die() -> None:
     except FileNotFoundError:
         return
     os._exit(1)
+
+
+def _maybe_hold() -> None:
+    hold = os.environ.get(HOLD_ENV)
+    while hold and os.path.exists(hold):
+        time.sleep(0.05)

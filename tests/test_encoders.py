@@ -126,3 +126,43 @@ def test_naming_nvenc_without_a_gpu_is_an_error_not_a_fallback(tmp_path: Path) -
         open_writer(OutputSpec(tmp_path / "c.mp4", content="composite", encoder="h264_nvenc"), reader)
     assert "h264_nvenc" in str(error.value)
     assert not list(tmp_path.iterdir())
+
+
+def test_nvdec_that_does_not_open_decodes_on_the_cpu_with_the_same_frames(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    source = need(VIDEOS / "chaplin_360p.mp4")
+    with (
+        caplog.at_level(logging.INFO, logger="trt_modnet"),
+        open_reader(source, duration=0.2, decoder="nvdec") as reader,
+    ):
+        nvdec = [(f.pts, f.image.copy()) for f in reader]
+    with open_reader(source, duration=0.2) as reader:
+        cpu = [(f.pts, f.image.copy()) for f in reader]
+    lines = [r.getMessage() for r in caplog.records if "h264_cuvid" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].endswith("decoding on the CPU"), lines
+    assert len(nvdec) == len(cpu) == 5
+    assert all(a[0] == b[0] and np.array_equal(a[1], b[1]) for a, b in zip(nvdec, cpu, strict=True))
+
+
+def test_the_cli_writes_with_the_encoder_named_and_refuses_an_unknown_one(
+    synthetic_onnx: Path, tmp_path: Path
+) -> None:
+    from tests.test_process import FAST, process
+
+    src = need(VIDEOS / "chaplin_360p.mp4")
+    out = tmp_path / "c.matte.mov"
+    args = ("--model", synthetic_onnx, "--duration", "0.12", *FAST)
+    proc = process(src, "-o", out, "--encoder", "prores_aw", "--decoder", "nvdec", *args)
+    assert proc.returncode == 0, proc.stderr
+    assert "h264_cuvid did not open" in proc.stderr  # the one-line fallback, then the CPU decodes
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "ap4h"
+        assert container.streams.audio  # the audio is kept
+    bad = tmp_path / "bad.mov"
+    proc = process(src, "-o", bad, "--encoder", "nvenc", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: {bad}: the mov format is written by prores_ks, prores_aw, not 'nvenc'"
+    )
+    assert "Traceback" not in proc.stderr and not bad.exists()

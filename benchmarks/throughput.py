@@ -594,6 +594,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-ref-size", type=positive_int, default=128, help="ref size of memory runs (128)")
     p.add_argument("--memory-content", choices=("rgba", "alpha", "composite"), default="alpha")
     p.add_argument("--memory-format", choices=tuple(FORMATS), default="mp4", help="memory runs' format (mp4)")
+    p.add_argument(
+        "--encoders",
+        type=positive_int,
+        nargs="*",
+        metavar="HEIGHT",
+        help="also measure encode-only fps of each ProRes encoder, threads and instances at these heights "
+        "(benchmarks.encoders; none given: 720)",
+    )
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw fps by stage and by batch size")
     p.add_argument("--workdir", type=Path, help="keep outputs and child logs here (default: a temp folder)")
@@ -626,6 +634,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory_format=args.memory_format,
         )
         result = run_benchmark(settings, work)
+        if args.encoders is not None:
+            from benchmarks.encoders import measure as measure_encoders
+
+            heights = args.encoders or [720]
+            result["encoders"] = measure_encoders(args.video, heights, args.repeat, available_cores())
     if argv is not None:  # called as a function: sys.orig_argv is the caller's, not this command
         result["command"] = ["python", "-m", "benchmarks.throughput", *argv]
     _write_outputs(result, args.json, args.plot)

@@ -17,6 +17,18 @@ if command -v nvidia-smi >/dev/null 2>&1; then
 else
     echo "nvidia-smi: not found"
 fi
+# PyAV for the NVENC/NVDEC steps: from a wheel placed beside this script (av-*.whl) when the machine
+# has none; installed into a scratch folder, not into the system.
+if ! "$PY" -c "import av" >/dev/null 2>&1; then
+    wheel=$(ls benchmarks/av-*.whl 2>/dev/null | head -1)
+    if [ -n "$wheel" ]; then
+        "$PY" -m pip install --quiet --no-deps --target /tmp/trt_modnet_av "$wheel" \
+            && export PYTHONPATH="/tmp/trt_modnet_av${PYTHONPATH:+:$PYTHONPATH}" \
+            && echo "PyAV installed from $wheel"
+    else
+        echo "PyAV: not installed and no benchmarks/av-*.whl beside the script; NVENC/NVDEC steps skip"
+    fi
+fi
 timeout 240 env PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 "$PY" benchmarks/device_check.py "$@"
 rc=$?
 [ "$rc" = 124 ] && echo "== stopped after 240 s"

@@ -3,14 +3,14 @@
 `python -m benchmarks.encoders [--video V] [--sizes 720 1080 2160] [--repeat 3] [--json OUT]`.
 `benchmarks.throughput --encoders` runs it beside its own figures.
 
-Method: frames of the video (resized with INTER_AREA/CUBIC to each height), with a moving matte as
-alpha, converted once to yuva444p10le (the writer's conversion is not timed); each configuration
-(encoder x threads x instances) encodes the same frames into an in-memory .mov, the configurations
-interleaved in each of `repeat` rounds, and the median fps is kept, so a loaded machine slows all of
-them alike. Quality: PSNR of the colour planes decoded back to 8-bit RGB against the source, the alpha
-compared after the decoder's 12-bit alpha is rounded to 8 bits, by FFmpeg through PyAV and by the
-system's `ffmpeg` CLI where one is installed (another build of the decoder); bitstream facts are read
-from the first frame header (`icpf`, Apple ProRes RDD 36).
+Method: frames of the video (resized with INTER_AREA/CUBIC to each height), with a soft-edged moving
+figure as alpha (zero around it, as MODNet's mattes), converted once to yuva444p10le (the writer's
+conversion is not timed); each configuration (encoder x threads x instances) encodes the same frames
+into an in-memory .mov, the configurations interleaved in each of `repeat` rounds, and the median fps is
+kept, so a loaded machine slows all of them alike. Quality: PSNR of the colour planes decoded back to
+8-bit RGB against the source, the alpha compared after the decoder's 12-bit alpha is rounded to 8 bits,
+by FFmpeg through PyAV and by the system's `ffmpeg` CLI where one is installed (another build of the
+decoder); bitstream facts are read from the first frame header (`icpf`, Apple ProRes RDD 36).
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Config:
 
 
 def source_frames(video: Path, height: int, count: int) -> list[np.ndarray]:
-    """`count` RGBA frames of `video` at `height` (width to keep the aspect), alpha a moving ramp."""
+    """`count` RGBA frames of `video` at `height` (width to keep the aspect) with a portrait-like matte."""
     rgb = []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
@@ -75,9 +75,18 @@ def source_frames(video: Path, height: int, count: int) -> list[np.ndarray]:
     frames = []
     for i, image in enumerate(rgb):
         image = cv2.resize(image, (width, height), interpolation=interpolation)
-        xx = np.arange(width)[None, :] + np.arange(height)[:, None] * 3 + 17 * i
-        frames.append(np.dstack([image, (xx % 256).astype(np.uint8)]))
+        frames.append(np.dstack([image, _matte(height, width, i)]))
     return frames
+
+
+def _matte(height: int, width: int, index: int) -> np.ndarray:
+    """A matte shaped like MODNet's: zero, a soft-edged figure (an opaque disc with a 1/8-wide
+    ramp around it, every level 0-255) that moves with `index`."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    cx, cy, r = width * (0.4 + 0.01 * index), height * 0.5, height * 0.3
+    distance = np.hypot(xx - cx, yy - cy)
+    edge = height / 8
+    return np.clip((r + edge - distance) * 255 / edge, 0, 255).round().astype(np.uint8)
 
 
 def to_yuva(frames: list[np.ndarray]) -> list[av.VideoFrame]:

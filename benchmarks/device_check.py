@@ -8,6 +8,7 @@ JSON in $OUT/device_check.json when OUT is set. Exit status 1 when any step fail
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import platform
@@ -62,16 +63,10 @@ def _fmt(value: Any) -> str:
 
 
 def versions() -> dict[str, Any]:
-    import cuda.bindings
-
-    found: dict[str, Any] = {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "cuda_bindings": cuda.bindings.__version__,
-    }
-    for name in ("cupy", "torch", "tensorrt"):
+    found: dict[str, Any] = {"python": platform.python_version(), "numpy": np.__version__}
+    for name in ("cuda.bindings", "cupy", "torch", "tensorrt", "av"):
         try:
-            found[name] = __import__(name).__version__
+            found[name] = importlib.import_module(name).__version__
         except Exception as exc:  # absent or broken: say which
             found[name] = f"absent ({type(exc).__name__})"
     return found
@@ -694,11 +689,20 @@ def nvdec() -> dict[str, Any]:
     return figures
 
 
-def main() -> int:
+_CODEC_STEPS = {"nvenc": nvenc, "nvdec": nvdec}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Every step; with step names as arguments (`nvenc nvdec`), only those."""
+    names = sys.argv[1:] if argv is None else argv
     report = Report()
     report.step("versions", versions)
-    report.step("nvenc", nvenc)  # through PyAV only: they run whether or not cuda-bindings is there
-    report.step("nvdec", nvdec)
+    for name, fn in _CODEC_STEPS.items():  # through PyAV only: they run without cuda-bindings
+        if not names or name in names:
+            report.step(name, fn)
+    if names and set(names) <= set(_CODEC_STEPS):
+        report.save()
+        return 1 if report.failed else 0
     report.step("gpu", gpu)
     if report.steps["gpu"]["status"] != "ok":
         report.save()

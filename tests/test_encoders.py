@@ -166,3 +166,15 @@ def test_the_cli_writes_with_the_encoder_named_and_refuses_an_unknown_one(
         f"error: {bad}: the mov format is written by prores_ks, prores_aw, not 'nvenc'"
     )
     assert "Traceback" not in proc.stderr and not bad.exists()
+
+
+def test_encoder_instances_take_the_cores_inference_leaves() -> None:
+    from trt_modnet.job import JobSettings
+    from trt_modnet.threads import decoder_for, encoder_instances
+
+    cpu = JobSettings(inputs=("a.mp4",), backend="onnxruntime")
+    assert encoder_instances(cpu, cores=8) == 1  # inference takes every core: FFmpeg's own threads
+    assert encoder_instances(JobSettings(inputs=("a",), backend="openvino", threads=2), cores=8) == 6
+    assert encoder_instances(JobSettings(inputs=("a",), backend="tensorrt"), cores=8) == 8
+    assert decoder_for(cpu) == "cpu"
+    assert decoder_for(JobSettings(inputs=("a",), backend="tensorrt")) == "nvdec"

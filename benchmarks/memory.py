@@ -72,6 +72,8 @@ class JobOptions:
     threads: int | None = None
     engines: Path = Path("engines")
     background: str = "white"
+    #: `--encoder` of the main job ("auto": each format's own).
+    encoder: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,8 @@ def job_argv(video: Path, output: Path, job: JobOptions, *, duration: float | No
     argv += ["--engines", str(job.engines), "--overwrite", "--quiet"]
     if job.format is not None:
         argv += ["--format", job.format]
+    if job.encoder != "auto":
+        argv += ["--encoder", job.encoder]
     if job.content == "composite":
         argv += ["--background", job.background]
     if duration is not None:

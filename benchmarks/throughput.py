@@ -87,6 +87,8 @@ class BenchSettings:
     memory_ref_size: int = 128
     memory_content: str = "alpha"
     memory_format: str | None = "mp4"
+    #: `--encoder` of the encode-only stage and the main job ("auto": the format's own).
+    encoder: str = "auto"
 
     @property
     def warmup(self) -> int:
@@ -109,6 +111,7 @@ class BenchSettings:
             format=self.format,
             threads=self.threads,
             engines=self.engines,
+            encoder=self.encoder,
         )
 
 
@@ -188,7 +191,14 @@ def measure_encode(
         target = output_path(work / f"encode_{count}", video, s.content, s.format)
         with open_reader(video) as reader:
             # replace: a repeated measurement (--repeat) writes the same file again
-            spec = OutputSpec(path=target, content=s.content, format=s.format, audio=False, replace=True)
+            spec = OutputSpec(
+                path=target,
+                content=s.content,
+                format=s.format,
+                audio=False,
+                replace=True,
+                encoder=s.encoder,
+            )
             started = time.perf_counter()
             with open_writer(spec, reader) as writer:
                 for image, frame in zip(images[:count], frames[:count], strict=True):
@@ -594,6 +604,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-ref-size", type=positive_int, default=128, help="ref size of memory runs (128)")
     p.add_argument("--memory-content", choices=("rgba", "alpha", "composite"), default="alpha")
     p.add_argument("--memory-format", choices=tuple(FORMATS), default="mp4", help="memory runs' format (mp4)")
+    p.add_argument("--encoder", default="auto", help="the job's --encoder (default auto: the format's own)")
+    p.add_argument(
+        "--encoders",
+        type=positive_int,
+        nargs="*",
+        metavar="HEIGHT",
+        help="also measure encode-only fps of each ProRes encoder, threads and instances at these heights "
+        "(benchmarks.encoders; none given: 720)",
+    )
     p.add_argument("--json", type=Path, metavar="OUT", help="write the results here")
     p.add_argument("--plot", type=Path, metavar="PNG", help="draw fps by stage and by batch size")
     p.add_argument("--workdir", type=Path, help="keep outputs and child logs here (default: a temp folder)")
@@ -624,8 +643,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             memory_ref_size=args.memory_ref_size,
             memory_content=args.memory_content,
             memory_format=args.memory_format,
+            encoder=args.encoder,
         )
         result = run_benchmark(settings, work)
+        if args.encoders is not None:
+            from benchmarks.encoders import measure as measure_encoders
+
+            heights = args.encoders or [720]
+            result["encoders"] = measure_encoders(args.video, heights, args.repeat, available_cores())
     if argv is not None:  # called as a function: sys.orig_argv is the caller's, not this command
         result["command"] = ["python", "-m", "benchmarks.throughput", *argv]
     _write_outputs(result, args.json, args.plot)

@@ -60,6 +60,8 @@ def process(
     audio_out: PathLike | None = None,
     timestamps: str | None = None,
     codec_options: Sequence[tuple[str, str]] = (),
+    encoder: str = "auto",
+    decoder: str = "auto",
     rgba: PathLike | None = None,
     alpha: PathLike | None = None,
     composite: PathLike | None = None,
@@ -116,6 +118,8 @@ def process(
         audio_out=audio_out,
         timestamps=timestamps,
         codec_options=codec_options,
+        encoder=encoder,
+        decoder=decoder,
         extra=(("rgba", rgba), ("alpha", alpha), ("composite", composite)),
         stream=stream,
         engines=engines,
@@ -201,6 +205,7 @@ def _check_options(o: dict[str, object]) -> None:
         "format": (*FORMATS, *STREAM_FORMATS),
         "timestamps": TIMESTAMPS,
         "drop": DROPS,
+        "decoder": ("auto", "cpu", "nvdec"),
     }
     for key, allowed in choices.items():
         if o[key] is not None and o[key] not in allowed:

@@ -25,7 +25,7 @@ from trt_modnet.resources import bounded_batch, warn_if_large_frame, warn_if_low
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import open_runner
 from trt_modnet.summary import FileResult
-from trt_modnet.threads import thread_budget
+from trt_modnet.threads import decoder_for, thread_budget
 from trt_modnet.video import Frame, open_reader, open_writer
 
 log = logging.getLogger("trt_modnet")
@@ -114,7 +114,13 @@ def _run_file(
     path, specs = plan.input, plan.outputs
     with ExitStack() as stack:
         reader = stack.enter_context(
-            open_reader(path, stream_index=job.stream, start=job.start, duration=job.duration)
+            open_reader(
+                path,
+                stream_index=job.stream,
+                start=job.start,
+                duration=job.duration,
+                decoder=decoder_for(job),
+            )
         )
         info = reader.info
         expected = reader.expected_frames

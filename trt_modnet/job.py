@@ -37,6 +37,10 @@ class JobSettings:
     audio_out: Path | None = None
     timestamps: str | None = None  # None: each format's default (video.formats)
     codec_options: tuple[tuple[str, str], ...] = ()
+    #: `--encoder`: "auto" (each format's own; NVENC for H.264 beside a GPU) or an encoder's name.
+    encoder: str = "auto"
+    #: `--decoder`: "auto" (NVDEC for H.264/HEVC beside a GPU), "cpu" or "nvdec".
+    decoder: str = "auto"
     stream: int | None = None
     engines: Path = Path("engines")
     ofd: bool = False

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
 from trt_modnet.inputs import is_image
+from trt_modnet.threads import beside_gpu, encoder_instances
 from trt_modnet.video import OutputSpec, default_output_path
 from trt_modnet.video.formats import check_parent_folder, resolve_format
 from trt_modnet.video.staging import remove_stale
@@ -168,6 +169,9 @@ def _spec(job: JobSettings, target: Path, mode: str) -> OutputSpec:
         content=mode,
         format=job.format,
         codec_options=dict(job.codec_options),
+        encoder=job.encoder,
+        gpu=beside_gpu(job),
+        instances=encoder_instances(job),
         audio=job.audio,
         replace=job.overwrite,
         timestamps=job.timestamps,

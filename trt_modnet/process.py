@@ -61,6 +61,8 @@ def parse_keywords(argv: Sequence[str] | None) -> dict[str, Any]:
         audio_out=args.audio_out,
         timestamps=args.timestamps,
         codec_options=tuple(_key_value(kv) for kv in args.codec_opt),
+        encoder=args.encoder,
+        decoder=args.decoder,
         stream=args.stream,
         engines=args.engines,
         ofd=args.ofd,
@@ -137,6 +139,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--codec-opt", action="append", default=[], metavar="KEY=VALUE", help="encoder option (repeatable)"
+    )
+    p.add_argument(
+        "--encoder",
+        default="auto",
+        metavar="NAME|auto",
+        help="the video encoder: auto (default: each format's own, NVENC for .mp4 beside a GPU, CPU if "
+        "it does not open), or a name: prores_ks, prores_aw (.mov), libx264, h264_nvenc, hevc_nvenc (.mp4)",
+    )
+    p.add_argument(
+        "--decoder",
+        choices=("auto", "cpu", "nvdec"),
+        default="auto",
+        help="auto (default): NVDEC for H.264/HEVC beside a GPU, else the CPU; nvdec falls back in one line",
     )
     p.add_argument(
         "--ofd", action="store_true", help="one-frame-delay smoothing against matte flicker (MODNet paper)"

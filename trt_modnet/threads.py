@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trt_modnet.job import JobSettings
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,34 @@ def available_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def beside_gpu(job: JobSettings) -> bool:
+    """Whether the job runs its inference on a GPU: `--backend tensorrt`, or `auto` with TensorRT usable."""
+    if job.backend == "tensorrt":
+        return True
+    if job.backend != "auto":
+        return False
+    from trt_modnet.tensorrt.availability import missing_for_tensorrt  # imports nothing heavy, but late
+
+    return not missing_for_tensorrt()
+
+
+def encoder_instances(job: JobSettings, *, cores: int | None = None) -> int:
+    """Intra-only encoder instances per output: every core beside a GPU; on the CPU the cores that
+    `--threads` leaves to the encoder (none by default: the runtime takes them all, and FFmpeg's own
+    encoder threads share them)."""
+    cores = cores or available_cores()
+    if beside_gpu(job):
+        return cores
+    return max(1, cores - (job.threads or cores))
+
+
+def decoder_for(job: JobSettings) -> str:
+    """`--decoder auto`: NVDEC beside a GPU, else FFmpeg's CPU decoders."""
+    if job.decoder == "auto":
+        return "nvdec" if beside_gpu(job) else "cpu"
+    return job.decoder
 
 
 def thread_budget(*, threads: int | None = None, cores: int | None = None) -> ThreadBudget:

@@ -53,11 +53,13 @@ def open_reader(
     start: float | None = None,
     duration: float | None = None,
     threads: int = 0,
+    decoder: str = "cpu",
 ) -> VideoReader | ImageReader:
     """A reader for a video file, a single image, or a folder of images (decided by what `path` is).
 
     `start`/`duration` (seconds) select a segment, `stream_index` a video stream other than the first
-    (its index among all the file's streams), `threads` the decoder's threads (0: one per core).
+    (its index among all the file's streams), `threads` the decoder's threads (0: one per core),
+    `decoder` "cpu" or "nvdec" (NVDEC where it opens, else the CPU, said in one line).
     """
     path = Path(path)
     if start is not None and not start >= 0:
@@ -68,4 +70,6 @@ def open_reader(
         if stream_index not in (None, 0):
             raise MattingError(f"{path}: images have no stream {stream_index}")
         return ImageReader(path, start=start, duration=duration)
-    return VideoReader(path, stream_index=stream_index, start=start, duration=duration, threads=threads)
+    return VideoReader(
+        path, stream_index=stream_index, start=start, duration=duration, threads=threads, decoder=decoder
+    )

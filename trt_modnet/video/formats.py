@@ -12,6 +12,7 @@ Encoder defaults (overridable per key with `codec_options`), measured on 2 cores
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -23,8 +24,20 @@ from typing import Literal
 import av
 
 from trt_modnet.errors import MattingError
+from trt_modnet.video.encoders import choose_encoder
 from trt_modnet.video.images import is_image_path
 from trt_modnet.video.info import VideoInfo
+
+log = logging.getLogger("trt_modnet")
+
+#: Encoders whose every frame is a keyframe coded alone: several instances may share the frames
+#: (`parallel`) and write the packets one encoder writes (FFV1 with g=1, as the mkv format sets it).
+INTRA_ONLY = frozenset({"prores_ks", "prores_aw", "png", "ffv1"})
+
+
+def intra_only(codec: str, options: Mapping[str, str]) -> bool:
+    return codec in INTRA_ONLY and (codec != "ffv1" or options.get("g") == "1")
+
 
 Content = Literal["rgba", "alpha", "composite"]
 CONTENTS: tuple[str, ...] = ("rgba", "alpha", "composite")
@@ -200,6 +213,12 @@ class OutputSpec:
     #: Replace an existing output (--overwrite); otherwise an output that appears meanwhile is kept.
     replace: bool = False
     piece: Piece | None = None
+    #: `--encoder`: None or "auto" (the format's own; NVENC for H.264 beside a GPU), or an encoder's name.
+    encoder: str | None = None
+    #: The job runs beside a GPU (TensorRT): `auto` tries the NVIDIA encoders (`encoders.GPU_ENCODERS`).
+    gpu: bool = False
+    #: Encoder instances for intra-only codecs (`parallel`); 1: one encoder, with its own threads.
+    instances: int = 1
 
 
 @dataclass(frozen=True)
@@ -220,6 +239,12 @@ class OutputPlan:
     timestamps: str = "source"
     replace: bool = False
     piece: Piece | None = None
+    codec: str = ""  # the encoder that writes it (`encoders.choose_encoder`); "": the format's own
+    instances: int = 1
+
+    @property
+    def encoder(self) -> str:
+        return self.codec or self.format.codec
 
 
 def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
@@ -236,9 +261,8 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
     width, height = info.width, info.height
     if fmt.even_size:
         width, height = width + width % 2, height + height % 2
-    options = {**fmt.options[spec.content], **{str(k): str(v) for k, v in spec.codec_options.items()}}
     pixel_format = fmt.pixel_formats[spec.content]
-    _check_encoder(path, fmt.codec, pixel_format, width, height, info.time_base, options)
+    codec, options = _open_encoder(spec, fmt, pixel_format, width, height, info.time_base)
     audio_out = _check_audio_out(spec, fmt, path, info)
     timestamps = spec.timestamps or fmt.timestamps
     if timestamps not in TIMESTAMPS:
@@ -258,7 +282,35 @@ def validate_output(spec: OutputSpec, info: VideoInfo) -> OutputPlan:
         timestamps=timestamps,
         replace=spec.replace,
         piece=spec.piece,
+        codec=codec,
+        instances=spec.instances if intra_only(codec, options) else 1,
     )
+
+
+def _open_encoder(
+    spec: OutputSpec, fmt: Format, pixel_format: str, width: int, height: int, time_base: Fraction
+) -> tuple[str, dict[str, str]]:
+    """The encoder chosen for `spec` and its options, opened once; NVENC that does not open falls back
+    to the format's CPU encoder in one line."""
+    path = Path(spec.path)
+    base = fmt.options[spec.content]
+    choice = choose_encoder(fmt.name, fmt.codec, spec.content, base, spec.encoder, gpu=spec.gpu)
+    if isinstance(choice, str):
+        raise MattingError(f"{path}: {choice}")
+    user = {str(k): str(v) for k, v in spec.codec_options.items()}
+    options = {**choice.options, **user}
+    if choice.fallback is None:
+        _check_encoder(path, choice.codec, pixel_format, width, height, time_base, options)
+        return choice.codec, options
+    try:
+        _check_encoder(path, choice.codec, pixel_format, width, height, time_base, options)
+    except MattingError as exc:
+        log.warning("%s; writing with %s on the CPU", exc, choice.fallback)
+        options = {**base, **user}
+        _check_encoder(path, choice.fallback, pixel_format, width, height, time_base, options)
+        return choice.fallback, options
+    log.info("%s: encoding with %s", path, choice.codec)
+    return choice.codec, options
 
 
 def resolve_format(spec: OutputSpec) -> Format:
@@ -349,6 +401,7 @@ def _check_encoder(
         ctx.open()
     except av.FFmpegError as exc:
         raise MattingError(f"{path}: the {codec} encoder refused options {options}: {exc.strerror}") from None
+
     unknown = ", ".join(f"{k}={v}" for k, v in ctx.options.items())
     if unknown:
         raise MattingError(f"{path}: the {codec} encoder has no option {unknown}")

@@ -33,12 +33,18 @@ log = logging.getLogger("trt_modnet")
 _UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_CLOCKWISE}
 
 
+#: `--decoder`: "cpu" (FFmpeg's own decoders) or "nvdec"; the job turns "auto" into one of them.
+DECODERS = ("cpu", "nvdec")
+NVDEC = {"h264": "h264_cuvid", "hevc": "hevc_cuvid"}
+
+
 class VideoReader:
     """Decodes one video stream of a file. Use as a context manager; iterate once; `close()` is idempotent.
 
     `start` and `duration` (seconds from the first frame) select a segment: frames whose presentation
     time falls in [start, start + duration), keeping their original pts. `threads` is FFmpeg's decoder
-    thread count (0: one per core).
+    thread count (0: one per core). `decoder` "nvdec" decodes H.264 and HEVC with the GPU's NVDEC
+    (`h264_cuvid`, `hevc_cuvid`), falling back to FFmpeg's CPU decoder in one line when it does not open.
     """
 
     def __init__(
@@ -49,7 +55,10 @@ class VideoReader:
         start: float | None = None,
         duration: float | None = None,
         threads: int = 0,
+        decoder: str = "cpu",
     ) -> None:
+        if decoder not in DECODERS:
+            raise MattingError(f"{path}: unknown decoder {decoder!r}; one of {', '.join(DECODERS)}")
         self.path = Path(path)
         self.start = start
         self.duration = duration
@@ -61,6 +70,7 @@ class VideoReader:
             self._stream = pick_video_stream(self._container, self.path, stream_index)
             self._stream.codec_context.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
+            self._nvdec = open_nvdec(self._stream, self.path) if decoder == "nvdec" else None
             self._decoded = self._decode()
             self._first = next(self._decoded, None)
             if self._first is None:
@@ -163,10 +173,16 @@ class VideoReader:
     def _checked_frames(self) -> Iterator[av.VideoFrame]:
         """Decoded frames, stopping at a packet the demuxer marks corrupt (a truncated file's last one):
         frame-threaded decoding drops such a packet silently where a single thread raises."""
+        nvdec = self._nvdec
         for packet in self._container.demux(self._stream):
             if packet.is_corrupt:
                 raise _IncompletePacket
-            yield from packet.decode()
+            if nvdec is None:
+                yield from packet.decode()
+            elif packet.size:
+                yield from nvdec.decode(packet)
+        if nvdec is not None:
+            yield from nvdec.decode(None)
 
     def _seek(self, pts: int) -> None:
         try:
@@ -227,6 +243,26 @@ class VideoReader:
 
 class _IncompletePacket(Exception):
     pass
+
+
+def open_nvdec(stream: av.VideoStream, path: Path) -> av.CodecContext | None:
+    """The stream's NVDEC decoder, opened; None (said in one line) where there is none or it does not
+    open (no NVIDIA driver or GPU): the CPU decoder then decodes, with the same frames and timestamps."""
+    source = stream.codec_context
+    name = NVDEC.get(source.name)
+    if name is None:
+        log.info("%s: NVDEC does not decode %s; decoding on the CPU", path, source.name)
+        return None
+    try:
+        ctx = av.CodecContext.create(name, "r")
+        ctx.extradata = source.extradata
+        ctx.width, ctx.height = source.width, source.height
+        ctx.open()
+    except av.FFmpegError as exc:
+        log.warning("%s: %s did not open (%s); decoding on the CPU", path, name, exc.strerror)
+        return None
+    log.info("%s: decoding with %s", path, name)
+    return ctx
 
 
 def open_input(path: Path) -> av.container.InputContainer:

@@ -44,6 +44,7 @@ from trt_modnet.video.matroska import (
     start_duration_at,
     write_display_aspect,
 )
+from trt_modnet.video.parallel import ParallelEncoder, prepare_instance
 from trt_modnet.video.pcm import DECODED_SUFFIXES, DecodedAudio
 from trt_modnet.video.staging import Staging
 from trt_modnet.video.timeline import Grid
@@ -102,6 +103,7 @@ class Writer:
         self._stagings: list[Staging] = []
         self._containers: list[av.container.OutputContainer] = []
         self._resources = contextlib.ExitStack()
+        self._parallel: ParallelEncoder | None = None
         try:
             self._open()
         except BaseException:
@@ -126,7 +128,7 @@ class Writer:
             for name, value in self._frame_tags.items():
                 setattr(video, name, value)
             with self._errors(f"writing frame {frame.index}"):
-                self._container.mux(self._stream.encode(video))
+                self._container.mux(self._encode(video))
                 if self._audio is not None:
                     time = float(pts * self._time_base)
                     if self._written == 0:
@@ -148,7 +150,7 @@ class Writer:
             if self._written == 0:
                 raise MattingError(f"{self.path}: no frames were written")
             with self._errors("finishing the output"):
-                self._container.mux(self._stream.encode(None))
+                self._container.mux(self._parallel.flush() if self._parallel else self._stream.encode(None))
                 if self._audio is not None:
                     assert self._last_pts is not None
                     end = float((self._last_pts + self._last_step) * self._time_base)
@@ -255,7 +257,7 @@ class Writer:
 
     def _add_video_stream(self) -> av.VideoStream:
         plan, info = self.plan, self._info
-        stream = self._container.add_stream(plan.format.codec, options=dict(plan.options))
+        stream = self._container.add_stream(plan.encoder, options=dict(plan.options))
         ctx = stream.codec_context
         ctx.width, ctx.height, ctx.pix_fmt = plan.width, plan.height, plan.pixel_format
         stream.time_base = ctx.time_base = self._time_base
@@ -263,8 +265,11 @@ class Writer:
             ctx.framerate = info.average_rate
         self._sar = ctx.sample_aspect_ratio = pixel_aspect(info)
         ctx.field_order = info.field_order or FIELD_PROGRESSIVE
-        ctx.thread_type = "AUTO"
-        ctx.thread_count = 0
+        if plan.instances > 1:
+            prepare_instance(ctx)  # the cores go to the instances (`parallel`)
+        else:
+            ctx.thread_type = "AUTO"
+            ctx.thread_count = 0
         c = info.colour
         matrix, primaries, transfer = output_tags(c.space, c.primaries, c.transfer, info.width, info.height)
         ctx.color_primaries, ctx.color_trc = primaries, transfer
@@ -275,9 +280,17 @@ class Writer:
             ctx.colorspace, ctx.color_range = matrix, RANGE_LIMITED
             self._frame_tags |= {"colorspace": matrix, "color_range": RANGE_LIMITED}
             self._colour_args = {"dst_colorspace": sws_name(matrix), "dst_color_range": "MPEG"}
-        with self._errors(f"opening the {plan.format.codec} encoder"):
+        with self._errors(f"opening the {plan.encoder} encoder"):
             ctx.open()
+            if plan.instances > 1:
+                self._parallel = ParallelEncoder(stream, plan.instances, plan.options)
+                self._resources.callback(self._parallel.close)
         return stream
+
+    def _encode(self, video: av.VideoFrame) -> list[av.Packet]:
+        if self._parallel is not None:
+            return self._parallel.encode(video)
+        return self._stream.encode(video)
 
     def _add_audio(
         self, container: av.container.OutputContainer, fallback: str, codecs: frozenset[str] = frozenset()

@@ -154,12 +154,14 @@ def measure(
     started = time.perf_counter()
     frames = calibration_frames() if frames is None else frames
     deploy = build(modnet, DeploySpec(outputs=("alpha",), ref_size=ref_size, host_input=True))
-    reference = _alpha(deploy, "fp32", frames, threads)
+    # A model without the module names a recipe needs cannot be cut for it: not a candidate.
+    names = [name for name in names if unavailable_reason(deploy, name) is None]
     drift: dict[str, Drift] = {}
     chosen = "fp32"
+    if not names:
+        return Verdict(chosen, drift, len(frames), round(time.perf_counter() - started, 2))
+    reference = _alpha(deploy, "fp32", frames, threads)
     for name in names:
-        if unavailable_reason(deploy, name) is not None:
-            continue  # a model without the module names a recipe needs: not a candidate
         drift[name] = worst_per_frame(_alpha(deploy, name, frames, threads), reference)
         if drift[name].within_default_bounds() and chosen == "fp32":
             chosen = name

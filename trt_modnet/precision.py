@@ -40,7 +40,7 @@ from trt_modnet.graph import WRAPPER_PREFIX
 #: Bumped whenever a recipe's partition changes: the precision gate's cached verdicts then run again.
 RECIPE_VERSION = 2
 #: The lowered precision OpenVINO runs each recipe's low stages in.
-LOW = {"bf16-all": "bf16", "bf16-head": "bf16", "bf16": "bf16"}
+LOW = {"bf16-all": "bf16", "bf16-head": "bf16", "bf16": "bf16", "bf16-fusion": "bf16"}
 PRECISIONS = ("auto", "fp32", *LOW, "fp16")
 
 #: The precision gate takes a recipe only inside these bounds on every calibration frame (1/255 units).
@@ -81,6 +81,13 @@ RECIPES = {
         "bf16",
         "MODNet in bf16 but its backbone and the detail branch's first block; pixel operations FP32",
         ("backbone", "conv_enc2x"),
+    ),
+    # What is left when `bf16` drifts too far (modnet_people.ckpt: 0.72/5 on the calibration frames):
+    # everything that feeds the detail branch's 1/2-scale block stays FP32.
+    "bf16-fusion": Recipe(
+        "bf16-fusion",
+        "only the semantic head, the detail branch's last block and the fusion branch in bf16",
+        ("backbone", "conv_enc2x", "conv_hr2x"),
     ),
     "fp32": Recipe("fp32", "everything in FP32", ()),
 }

@@ -131,3 +131,18 @@ def test_auto_runs_the_gate_and_a_forced_precision_bypasses_it(
         with select.open_runner("auto", synthetic_onnx, spec, precision=forced) as runner:
             assert runner.settings.precision == forced
     assert calls == [synthetic_onnx]  # never asked again
+
+
+def test_models_verify_precision_measures_again(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import CHECKPOINT, need
+    from trt_modnet.models.__main__ import main
+
+    monkeypatch.setattr(gate, "candidates", lambda: ["bf16"] if supports_bf16() else [])
+    args = ["verify", "--precision", "--model", str(need(CHECKPOINT)), "--ref-size", "64"]
+    for _ in range(2):  # the second run measures again, though a verdict is cached
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        assert "precision gate: " in out and "measured in" in out, out
+    assert len(list((home / "models" / "onnx").glob("*.precision.json"))) == 1

@@ -1,4 +1,7 @@
-"""CPU precision recipes: which parts of the deployment graph run in which precision, and the drift gate.
+"""CPU precision recipes: which parts of the deployment graph run in which precision.
+
+Which recipe a model runs with `--precision auto` is measured per model by the precision gate
+(`trt_modnet.gate`, docs/cpu.md); the table below is the history that chose the `bf16` partition.
 
 A recipe never lowers the pixel arithmetic: casts, the INTER_AREA taps, normalisation, rounding and
 compositing stay FP32, because bf16 keeps 8 significant bits and the taps sum hundreds of pixels.

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from trt_modnet.models.cache import file_digest, locked, models_dir
+from trt_modnet.errors import MattingError
+from trt_modnet.models.cache import file_digest, locked, models_dir, writable_dir
 from trt_modnet.precision import LOW, RECIPE_VERSION, Drift, unavailable_reason
 
 #: Bumped when the calibration set, the bounds or the measurement change.
@@ -127,6 +128,11 @@ def verdict_for(
     key = cache_key(digest, ref_size)
     key_text = json.dumps(key, sort_keys=True)
     path = verdict_path(digest)
+    try:
+        writable_dir(path.parent)
+    except MattingError as exc:  # a read-only cache costs a measurement per run, not the job
+        log.warning("precision gate: cannot cache its verdict (%s)", exc)
+        return measure(modnet, ref_size, candidates(), threads=threads)
     with locked(path):  # two processes starting at once measure once
         stored = _read(path)
         if not rerun and key_text in stored:

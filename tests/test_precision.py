@@ -9,7 +9,7 @@ import onnx
 import pytest
 
 from tests.conftest import VIDEOS, need
-from trt_modnet import precision, process
+from trt_modnet import gate, precision, process
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import NETWORK_INPUT, NETWORK_MATTE, DeploySpec, build
 from trt_modnet.runtime import select
@@ -21,31 +21,16 @@ def no_tensorrt(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
 
 
-def test_a_recipe_outside_the_bounds_is_refused_as_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    for drift, eligible in [
-        (precision.Drift(0.5, 3.0, 200.0), True),  # the bounds themselves pass; max is not bounded
-        (precision.Drift(0.51, 1.0, 5.0), False),
-        (precision.Drift(0.1, 4.0, 5.0), False),
-    ]:
-        recipe = precision.Recipe("bf16", "test", drift)
-        monkeypatch.setitem(precision.RECIPES, "bf16", recipe)
-        assert recipe.eligible_as_default is eligible
-        assert precision.default_recipe(["bf16"]).name == ("bf16" if eligible else "fp32")
-
-
-def test_auto_takes_bf16_only_where_the_cpu_has_it_and_the_recipe_is_in_bounds(
+def test_auto_leaves_the_recipe_to_the_gate_only_where_the_cpu_has_bf16(
     no_tensorrt: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: None)
     monkeypatch.setattr(select, "supports_bf16", lambda: True)
     choice = select.choose("auto")
-    assert (choice.backend, choice.precision) == ("openvino", "bf16")
-    assert "no TensorRT" in choice.reason and "within the drift bounds" in choice.reason
-    monkeypatch.setitem(precision.RECIPES, "bf16", precision.Recipe("bf16", "x", precision.Drift(2, 9, 99)))
-    choice = select.choose("auto")
-    assert (choice.backend, choice.precision) == ("openvino", "fp32")
-    assert select.choose("openvino", "bf16").precision == "bf16"  # outside the bounds: still an opt-in
-    assert "beyond the default bounds" in choice.reason
+    assert (choice.backend, choice.precision) == ("openvino", "auto")
+    assert "no TensorRT" in choice.reason and "the CPU has bf16" in choice.reason
+    for forced in ("bf16", "bf16-all", "bf16-head", "fp32"):
+        assert select.choose("openvino", forced).precision == forced
     monkeypatch.setattr(select, "supports_bf16", lambda: False)
     assert select.choose("auto").precision == "fp32"
     assert "no native bf16" in select.choose("auto").reason
@@ -166,12 +151,15 @@ def test_auto_falls_back_to_fp32_for_a_model_it_cannot_cut(
     onnx.save(model, str(unscoped))
     deploy = build(model, DeploySpec(outputs=("alpha",)))
     assert "module-scoped node names" in (precision.unavailable_reason(deploy, "bf16") or "")
+    assert precision.unavailable_reason(deploy, "bf16-all") is None  # needs no module names
     monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
     monkeypatch.setattr(select, "supports_bf16", lambda: True)
+    monkeypatch.setenv("TRT_MODNET_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(gate, "candidates", lambda: ["bf16-head", "bf16"])
     with caplog.at_level(logging.INFO, logger="trt_modnet"):
-        runner = select.open_runner("auto", unscoped, DeploySpec(outputs=("alpha",)))
+        runner = select.open_runner("auto", unscoped, DeploySpec(outputs=("alpha",), ref_size=64))
     with runner:
         assert isinstance(runner, OpenVinoRunner) and runner.settings.precision == "fp32"
-    assert "precision: fp32 instead of bf16" in caplog.text
+    assert "precision gate: fp32" in caplog.text and "none tried" in caplog.text
     with pytest.raises(MattingError, match="module-scoped node names"):
         select.open_runner("openvino", unscoped, DeploySpec(outputs=("alpha",)), precision="bf16")

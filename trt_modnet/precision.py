@@ -1,4 +1,7 @@
-"""CPU precision recipes: which parts of the deployment graph run in which precision, and the drift gate.
+"""CPU precision recipes: which parts of the deployment graph run in which precision.
+
+Which recipe a model runs with `--precision auto` is measured per model by the precision gate
+(`trt_modnet.gate`, docs/cpu.md); the table below is the history that chose the `bf16` partition.
 
 A recipe never lowers the pixel arithmetic: casts, the INTER_AREA taps, normalisation, rounding and
 compositing stay FP32, because bf16 keeps 8 significant bits and the taps sum hundreds of pixels.
@@ -29,7 +32,6 @@ branch in bf16, in three stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import onnx
@@ -38,11 +40,13 @@ from onnx.utils import Extractor
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import WRAPPER_PREFIX
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Bumped whenever a recipe's partition changes: the precision gate's cached verdicts then run again.
+RECIPE_VERSION = 2
 #: The lowered precision OpenVINO runs each recipe's low stages in.
-LOW = {"bf16": "bf16"}
+LOW = {"bf16-all": "bf16", "bf16-head": "bf16", "bf16": "bf16", "bf16-fusion": "bf16"}
+PRECISIONS = ("auto", "fp32", *LOW, "fp16")
 
-#: A precision is eligible as a default only inside these bounds on every shared input (1/255 units).
+#: The precision gate takes a recipe only inside these bounds on every calibration frame (1/255 units).
 MAX_DEFAULT_MEAN = 0.5
 MAX_DEFAULT_P99 = 3.0
 
@@ -63,31 +67,33 @@ class Drift:
 class Recipe:
     name: str
     summary: str
-    #: Worst drift over the shared videos and portraits, stand-in model (benchmarks/results/precision_*.json).
-    drift: Drift
-
-    @property
-    def eligible_as_default(self) -> bool:
-        return self.drift.within_default_bounds()
+    #: MODNet modules kept FP32 with everything they read (`backbone`: every ancestor of the SE block's
+    #: pool, i.e. the whole MobileNetV2); the rest of MODNet runs in the low precision.
+    keep_fp32: tuple[str, ...]
 
 
+#: Fastest first: the precision gate (`trt_modnet.gate`) tries them in this order, then FP32.
 RECIPES = {
-    "fp32": Recipe("fp32", "everything in FP32", Drift(0.0, 0.0, 0.0)),
+    "bf16-all": Recipe("bf16-all", "all of MODNet in bf16; pixel operations FP32", ()),
+    "bf16-head": Recipe(
+        "bf16-head",
+        "MODNet in bf16 but the backbone's first blocks (to 1/4 scale) and the detail branch's first block",
+        ("features.3", "conv_enc2x"),
+    ),
     "bf16": Recipe(
         "bf16",
         "MODNet in bf16 but its backbone and the detail branch's first block; pixel operations FP32",
-        Drift(0.104, 2.0, 9.0),
+        ("backbone", "conv_enc2x"),
     ),
+    # What is left when `bf16` drifts too far (modnet_people.ckpt: 0.72/5 on the calibration frames):
+    # everything that feeds the detail branch's 1/2-scale block stays FP32.
+    "bf16-fusion": Recipe(
+        "bf16-fusion",
+        "only the semantic head, the detail branch's last block and the fusion branch in bf16",
+        ("backbone", "conv_enc2x", "conv_hr2x"),
+    ),
+    "fp32": Recipe("fp32", "everything in FP32", ()),
 }
-
-
-def default_recipe(candidates: Sequence[str]) -> Recipe:
-    """The fastest eligible recipe among `candidates` (ordered fastest first); fp32 when none is."""
-    for name in candidates:
-        recipe = RECIPES[name]
-        if recipe.eligible_as_default:
-            return recipe
-    return RECIPES["fp32"]
 
 
 @dataclass(frozen=True)
@@ -156,28 +162,35 @@ def unavailable_reason(deploy: onnx.ModelProto, recipe: str) -> str | None:
 
 
 def _low_nodes(deploy: onnx.ModelProto, recipe: str) -> set[int]:
-    """Indices of MODNet's nodes that `recipe` runs in bf16: all of them, but, for `bf16`, the backbone
-    and the detail branch's first block, which reads the image.
+    """Indices of MODNet's nodes that `recipe` runs in bf16: all of them but the modules it keeps FP32
+    with their ancestors.
 
-    The backbone is every ancestor of the SE block's global average pool (the only one in MODNet); the
-    detail branch's first block is `hr_branch.conv_enc2x` with its ancestors (the image at 1/2 scale and
-    `tohr_enc2x`), found by module scope in the node or tensor names, which the official export, ours and
-    the torch-free converter all carry.
+    `backbone` is every ancestor of the SE block's global average pool (the only one in MODNet); other
+    modules (`conv_enc2x`, the detail branch's first block, which reads the image; `features.3`, the last
+    MobileNetV2 block at 1/4 scale) are found by module scope in the node or tensor names, which the
+    official export, ours and the torch-free converter all carry.
     """
     nodes = list(deploy.graph.node)
     network = [i for i, n in enumerate(nodes) if not n.name.startswith(WRAPPER_PREFIX)]
-    pools = [i for i in network if nodes[i].op_type == "GlobalAveragePool"]
-    entry = [i for i in network if _in_module(nodes[i], "conv_enc2x")]
-    if len(pools) != 1 or not entry:
-        raise MattingError(
-            "--precision bf16 needs MODNet's SE block (one GlobalAveragePool) and module-scoped node names "
-            f"(found {len(pools)} pools, {len(entry)} hr_branch.conv_enc2x nodes): convert the checkpoint "
-            "with python -m trt_modnet.models or re-export it with python -m trt_modnet.export, or use "
-            "--precision fp32"
-        )
+    seeds: list[int] = []
+    for module in RECIPES[recipe].keep_fp32:
+        if module == "backbone":
+            found = [i for i in network if nodes[i].op_type == "GlobalAveragePool"]
+            ok = len(found) == 1
+        else:
+            found = [i for i in network if _in_module(nodes[i], module)]
+            ok = bool(found)
+        if not ok:
+            raise MattingError(
+                f"--precision {recipe} needs MODNet's module-scoped node names and its SE block (one "
+                f"GlobalAveragePool; {module!r}: found {len(found)} nodes): convert the checkpoint "
+                "with python -m trt_modnet.models or re-export it with python -m trt_modnet.export, or use "
+                "--precision fp32"
+            )
+        seeds.extend(found)
     producer = {out: i for i in network for out in nodes[i].output}
-    fp32 = set(entry)
-    todo = [t for i in [*pools, *entry] for t in nodes[i].input]
+    fp32 = {i for i in seeds if nodes[i].op_type != "GlobalAveragePool"}
+    todo = [t for i in seeds for t in nodes[i].input]
     while todo:
         i = producer.get(todo.pop())
         if i is not None and i not in fp32:

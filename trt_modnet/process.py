@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="auto (default): fp16 on TensorRT, bf16 on CPUs with native bf16 (OpenVINO), else fp32",
+        help="auto (default): fp16 on TensorRT, on CPUs with native bf16 the recipe the precision gate "
+        "measured for the model (OpenVINO, docs/cpu.md), else fp32",
     )
     p.add_argument("--batch", type=positive_int, default=4, help="frames per inference batch (default 4)")
     p.add_argument("--ref-size", type=_ref_size, default=DEFAULT_REF_SIZE, help="MODNet ref size (512)")

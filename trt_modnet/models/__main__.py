@@ -1,4 +1,4 @@
-"""`python -m trt_modnet.models [list | fetch NAME... | verify]`: the model cache."""
+"""`python -m trt_modnet.models [list | fetch NAME... | verify [--precision]]`: the model cache."""
 
 from __future__ import annotations
 
@@ -20,14 +20,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="registered models, what is cached and where (the default)")
     fetch = sub.add_parser("fetch", help="download, verify and convert models into the cache")
     fetch.add_argument("names", nargs="+", metavar="NAME", help=f"a name ({', '.join(MODELS)}) or a URL")
-    sub.add_parser("verify", help="re-check the digests of the cached checkpoints and name their format")
+    verify = sub.add_parser("verify", help="re-check the digests of the cached checkpoints and name their format")
+    verify.add_argument(
+        "--precision", action="store_true", help="rerun the CPU precision gate for --model (docs/cpu.md)"
+    )
+    verify.add_argument("--model", help="with --precision: the model (default as the main job's)")
+    verify.add_argument("--ref-size", type=int, default=512, help="with --precision: the job's (512)")
     args = p.parse_args(argv)
     if args.command == "fetch":
         for name in args.names:
             print(f"{name}: {resolve_model(name)}")
         return 0
     if args.command == "verify":
-        return _verify()
+        return _verify_precision(args.model, args.ref_size) if args.precision else _verify()
     _list()
     return 0
 
@@ -61,6 +66,16 @@ def _verify() -> int:
                 f"expected {m.pin.hexdigest}; delete it"
             )
     return EXIT_BAD_FILES if bad else 0
+
+
+def _verify_precision(model: str | None, ref_size: int) -> int:
+    """Measure the recipes for this model on this CPU again and cache the new verdict."""
+    from trt_modnet.gate import verdict_for
+    from trt_modnet.modelfile import load_modnet
+
+    path = resolve_model(model)
+    print(f"{path}: {verdict_for(path, load_modnet(path), ref_size, rerun=True).line()}")
+    return 0
 
 
 if __name__ == "__main__":

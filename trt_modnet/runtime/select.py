@@ -1,6 +1,7 @@
 """Backend and precision choice: TensorRT on an NVIDIA GPU when it is usable, else the fastest faithful CPU
-configuration: OpenVINO with the bf16 recipe where the CPU has bf16 (AVX512_BF16 or AMX), OpenVINO FP32
-elsewhere, ONNX Runtime FP32 when OpenVINO is not installed (README, "CPU speed").
+configuration: OpenVINO with the recipe the precision gate (`trt_modnet.gate`) measured for this model
+where the CPU has bf16 (AVX512_BF16 or AMX), OpenVINO FP32 elsewhere, ONNX Runtime FP32 when OpenVINO is
+not installed (docs/cpu.md).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.precision import LOW, PRECISIONS, default_recipe, unavailable_reason
+from trt_modnet.precision import LOW, PRECISIONS
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
 from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
 from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
@@ -23,10 +24,10 @@ if TYPE_CHECKING:
     from trt_modnet.graph import DeploySpec
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
-#: What each backend can run; the first is its default.
+#: What each backend can run; the first is its default (OpenVINO's: the precision gate's pick).
 BACKEND_PRECISIONS = {
     "tensorrt": ("fp16", "fp32"),
-    "openvino": ("bf16", "fp32"),
+    "openvino": (*LOW, "fp32"),
     "onnxruntime": ("fp32",),
 }
 
@@ -104,16 +105,8 @@ def _with_precision(backend: str, precision: str, why: str) -> Choice:
 def _openvino_default(why: str) -> Choice:
     if not supports_bf16():
         return Choice("openvino", "fp32", f"{why}; this CPU has no native bf16, so FP32")
-    recipe = default_recipe(["bf16"])
-    if recipe.name != "fp32":
-        d = recipe.drift
-        return Choice(
-            "openvino",
-            recipe.name,
-            f"{why}; the CPU has bf16 and the {recipe.name} recipe is within the drift bounds "
-            f"(worst mean {d.mean:.2f}/255, p99 {d.p99:g}/255)",
-        )
-    return Choice("openvino", "fp32", f"{why}; the bf16 recipe drifts beyond the default bounds, so FP32")
+    # "auto": the gate picks the recipe once the model is known (open_runner).
+    return Choice("openvino", "auto", f"{why}; the CPU has bf16")
 
 
 def _cannot(backend: str, precision: str) -> str:
@@ -151,7 +144,6 @@ def open_runner(
             build(modnet, fp16), fp16, depth=depth, engines_dir=engines_dir, log=log, note=note
         )
     reason = f"{choice.reason}; {note}" if note else choice.reason
-    log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, reason)
     # On the CPU, OpenCV makes MODNet's input on the host: INTER_AREA as taps in the graph cost 32 ms
     # of CPU per 720p frame in OpenVINO, OpenCV 6 (benchmarks.host_input).
     spec = replace(spec, host_input=True)
@@ -160,12 +152,15 @@ def open_runner(
 
         deploy = build(modnet, spec)
         chosen = choice.precision
-        why_not = unavailable_reason(deploy, chosen) if precision == "auto" and chosen != "fp32" else None
-        if why_not is not None:  # the default, not the user's word: fall back, and say so
-            log.info("precision: fp32 instead of %s for %s (%s)", chosen, model_path, why_not)
-            chosen = "fp32"
+        if chosen == "auto":
+            from trt_modnet.gate import verdict_for
+
+            verdict = verdict_for(model_path, modnet, spec.ref_size, threads=threads, log=log)
+            chosen, reason = verdict.recipe, f"{reason}; {verdict.line()}"
+        log.info("backend: OpenVINO %s on the CPU (%s)", chosen, reason)
         settings = OpenVinoSettings(precision=chosen, threads=threads, streams=streams)
         return OpenVinoRunner(deploy, settings, depth=depth)
+    log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, reason)
     from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(build(modnet, spec), threads=threads, depth=depth)

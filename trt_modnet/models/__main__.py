@@ -20,7 +20,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("list", help="registered models, what is cached and where (the default)")
     fetch = sub.add_parser("fetch", help="download, verify and convert models into the cache")
     fetch.add_argument("names", nargs="+", metavar="NAME", help=f"a name ({', '.join(MODELS)}) or a URL")
-    verify = sub.add_parser("verify", help="re-check the digests of the cached checkpoints and name their format")
+    verify = sub.add_parser("verify", help="re-check the cached checkpoints' digests, name their format")
     verify.add_argument(
         "--precision", action="store_true", help="rerun the CPU precision gate for --model (docs/cpu.md)"
     )

@@ -31,7 +31,9 @@ def _commands(text: str) -> list[str]:
         for line in joined.splitlines():
             line = line.split(" # ")[0].strip()
             found += [part.strip() for part in re.split(r"&&|\|\||\s\|\s|;", line)]
-    found += _INLINE.findall(text)
+    found += [
+        c for c in _INLINE.findall(text) if len(c.split()) > 3
+    ]  # a bare module named in prose is no command
     return [c for c in found if c.startswith("python -m ") and c.split()[2].startswith(_MODULES)]
 
 

@@ -25,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 from trt_modnet.errors import MattingError
 from trt_modnet.video.colour import SWSCALE_THREADS, sws_name, yuv_matrix
 from trt_modnet.video.info import AudioInfo, Colour, Frame, VideoInfo
+from trt_modnet.video.limits import DecodeWatchdog, check_frame_size, plausible_frame_count
 from trt_modnet.video.timeline import Timeline, seconds_to_pts
 
 log = logging.getLogger("trt_modnet")
@@ -59,6 +60,9 @@ class VideoReader:
         self._container = open_input(self.path)
         try:
             self._stream = pick_video_stream(self._container, self.path, stream_index)
+            ctx = self._stream.codec_context
+            if ctx.width or ctx.height:  # a header's size, refused before a frame is allocated
+                check_frame_size(self.path, ctx.width, ctx.height)
             self._stream.codec_context.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
             self._decoded = self._decode()
@@ -67,6 +71,7 @@ class VideoReader:
                 where = " in the requested segment" if start or duration else ""
                 raise MattingError(f"{self.path}: no video frames{where}")
             first = self._first[0]
+            check_frame_size(self.path, first.width, first.height)
             rotation = _rotation(first, self.path)
             self._rotate = _UPRIGHT.get(rotation)
             self._size = (first.width, first.height)
@@ -163,10 +168,14 @@ class VideoReader:
     def _checked_frames(self) -> Iterator[av.VideoFrame]:
         """Decoded frames, stopping at a packet the demuxer marks corrupt (a truncated file's last one):
         frame-threaded decoding drops such a packet silently where a single thread raises."""
+        watchdog = DecodeWatchdog(self.path)
         for packet in self._container.demux(self._stream):
             if packet.is_corrupt:
                 raise _IncompletePacket
-            yield from packet.decode()
+            watchdog.packet()
+            for frame in packet.decode():
+                watchdog.frame()
+                yield frame
 
     def _seek(self, pts: int) -> None:
         try:
@@ -185,7 +194,7 @@ class VideoReader:
             path=self.path,
             width=width,
             height=height,
-            frame_count=stream.frames or None,
+            frame_count=plausible_frame_count(stream.frames),
             average_rate=stream.average_rate,
             real_rate=stream.base_rate,
             time_base=time_base,

@@ -17,6 +17,7 @@ import numpy as np
 
 from trt_modnet.errors import MattingError
 from trt_modnet.video.info import IMAGE_RATE, Frame, VideoInfo
+from trt_modnet.video.limits import check_image_header
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
 
@@ -126,6 +127,7 @@ def _segment(files: list[Path], start: float | None, duration: float | None) -> 
 
 
 def _read(path: Path) -> np.ndarray:
+    check_image_header(path)
     image = cv2.imread(str(path), cv2.IMREAD_COLOR_RGB)
     if image is None:
         raise MattingError(f"{path}: not an image, or unreadable")

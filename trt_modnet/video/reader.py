@@ -25,6 +25,7 @@ from av.video.reformatter import VideoReformatter
 from trt_modnet.errors import MattingError
 from trt_modnet.video.colour import SWSCALE_THREADS, sws_name, yuv_matrix
 from trt_modnet.video.info import AudioInfo, Colour, Frame, VideoInfo
+from trt_modnet.video.limits import DecodeWatchdog, check_frame_size, plausible_frame_count
 from trt_modnet.video.timeline import Timeline, seconds_to_pts
 
 log = logging.getLogger("trt_modnet")
@@ -68,6 +69,9 @@ class VideoReader:
         self._container = open_input(self.path)
         try:
             self._stream = pick_video_stream(self._container, self.path, stream_index)
+            ctx = self._stream.codec_context
+            if ctx.width or ctx.height:  # a header's size, refused before a frame is allocated
+                check_frame_size(self.path, ctx.width, ctx.height)
             self._stream.codec_context.thread_type = "AUTO"
             self._stream.codec_context.thread_count = threads
             self._nvdec = open_nvdec(self._stream, self.path) if decoder == "nvdec" else None
@@ -77,6 +81,7 @@ class VideoReader:
                 where = " in the requested segment" if start or duration else ""
                 raise MattingError(f"{self.path}: no video frames{where}")
             first = self._first[0]
+            check_frame_size(self.path, first.width, first.height)
             rotation = _rotation(first, self.path)
             self._rotate = _UPRIGHT.get(rotation)
             self._size = (first.width, first.height)
@@ -174,13 +179,20 @@ class VideoReader:
         """Decoded frames, stopping at a packet the demuxer marks corrupt (a truncated file's last one):
         frame-threaded decoding drops such a packet silently where a single thread raises."""
         nvdec = self._nvdec
+        watchdog = DecodeWatchdog(self.path)
         for packet in self._container.demux(self._stream):
             if packet.is_corrupt:
                 raise _IncompletePacket
+            watchdog.packet()
             if nvdec is None:
-                yield from packet.decode()
+                frames = packet.decode()
             elif packet.size:
-                yield from nvdec.decode(packet)
+                frames = nvdec.decode(packet)
+            else:
+                continue
+            for frame in frames:
+                watchdog.frame()
+                yield frame
         if nvdec is not None:
             yield from nvdec.decode(None)
 
@@ -201,7 +213,7 @@ class VideoReader:
             path=self.path,
             width=width,
             height=height,
-            frame_count=stream.frames or None,
+            frame_count=plausible_frame_count(stream.frames),
             average_rate=stream.average_rate,
             real_rate=stream.base_rate,
             time_base=time_base,

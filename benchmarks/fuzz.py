@@ -1,0 +1,478 @@
+"""Seeded mutations of the shared media through the main job, each in a child with a time and memory bound.
+
+`python -m benchmarks.fuzz --cases N --seed S [--replay DIR] [--failures DIR] [--output JSON]`
+
+The corpus is made in a temporary folder from the shared clips with PyAV (one second of
+carphone_qcif as MP4, MOV, MKV, MPEG-TS and VP9 WebM) and OpenCV (a portrait shrunk to PNG and JPEG).
+Case i of seed S draws its source and mutation from `random.Random(f"{S}:{i}")`, so any case is
+reproduced from its seed and index alone. A case passes when the job exits 0 with its outputs in place, or
+exits 2 with one `error:` line and no traceback; it fails on anything else, a hang (the time limit), memory
+over the bound (RLIMIT_AS), a changed input or a file left in the output folder by a failed run. Failing
+cases are written to `--failures` (the mutated file and `case.json`); `--replay DIR` runs those again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import av
+import cv2
+
+from benchmarks.parity import write_result
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TRT_MODNET_SHARED", REPO.parent / "shared"))
+VIDEO = SHARED / "data" / "videos" / "carphone_qcif.mp4"
+PORTRAIT = SHARED / "data" / "images" / "portraits" / "obama.jpg"
+RESULTS = REPO / "benchmarks" / "results"
+SUFFIXES = (".mp4", ".mov", ".mkv", ".ts", ".webm", ".png", ".jpg")
+#: The job's options: a tiny graph, one thread, so that a case costs about its start-up.
+JOB_ARGS = ("--ref-size", "64", "--backend", "onnxruntime", "--threads", "1", "--batch", "2", "--quiet")
+
+
+@dataclass(frozen=True)
+class FuzzSettings:
+    time_limit_s: float = 60.0
+    memory_limit_bytes: int = 6 << 30  # address space: the job maps about 2 GB before it reads a frame
+
+
+@dataclass(frozen=True)
+class Case:
+    seed: int
+    index: int
+    source: str  # corpus file name
+    mutation: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    passed: bool
+    verdict: str  # ok, refused, or what failed
+    returncode: int
+    seconds: float
+    peak_rss_mb: float
+    stderr_tail: str
+
+
+# -- the corpus ---------------------------------------------------------------------------------------
+
+
+def make_corpus(folder: Path, seconds: float = 1.0) -> list[Path]:
+    """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix in SUFFIXES[:5]:
+        path = folder / f"clip{suffix}"
+        codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+        _encode(VIDEO, path, codec, seconds)
+        out.append(path)
+    image = cv2.imread(str(PORTRAIT))
+    small = cv2.resize(image, (96, 128), interpolation=cv2.INTER_AREA)
+    for suffix in (".png", ".jpg"):
+        path = folder / f"photo{suffix}"
+        cv2.imwrite(str(path), small)
+        out.append(path)
+    return out
+
+
+def _encode(src: Path, dst: Path, codec: str, seconds: float) -> None:
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as outp:
+        vin = inp.streams.video[0]
+        vout = outp.add_stream(codec, rate=vin.average_rate or 25)
+        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        if codec == "libx264":
+            vout.options = {"preset": "ultrafast", "g": "8"}
+        else:
+            vout.options = {"deadline": "realtime", "cpu-used": "8", "g": "8"}
+        for frame in inp.decode(vin):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            frame.pts = None
+            outp.mux(vout.encode(frame.reformat(format="yuv420p")))
+        outp.mux(vout.encode(None))
+
+
+# -- mutations ------------------------------------------------------------------------------------------
+
+
+def boundaries(data: bytes, suffix: str) -> list[int]:
+    """Offsets where a structure starts: MP4/MOV boxes (two levels), Matroska level-1 elements, MPEG-TS
+    packets, PNG chunks, JPEG markers."""
+    if suffix in (".mp4", ".mov"):
+        return _boxes(data, 0, len(data), depth=2)
+    if suffix in (".mkv", ".webm"):
+        ids = (
+            b"\x1a\x45\xdf\xa3",
+            b"\x18\x53\x80\x67",
+            b"\x15\x49\xa9\x66",
+            b"\x16\x54\xae\x6b",
+            b"\x1f\x43\xb6\x75",
+            b"\x1c\x53\xbb\x6b",
+            b"\xa3",
+            b"\xa0",
+        )
+        found = [i for tag in ids[:6] for i in _find_all(data, tag)]
+        return sorted(set(found)) or [0]
+    if suffix == ".ts":
+        return list(range(0, len(data), 188))
+    if suffix == ".png":
+        at, out = 8, [8]
+        while at + 12 <= len(data):
+            at += 12 + struct.unpack(">I", data[at : at + 4])[0]
+            out.append(at)
+        return out
+    return [i for i in _find_all(data, b"\xff") if i + 1 < len(data) and data[i + 1] not in (0, 0xFF)]
+
+
+def _boxes(data: bytes, start: int, end: int, depth: int) -> list[int]:
+    out, at = [], start
+    while at + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[at : at + 8])
+        out.append(at)
+        if size < 8 or at + size > end:
+            break
+        if depth > 1 and kind in (b"moov", b"trak", b"mdia", b"minf", b"stbl"):
+            out += _boxes(data, at + 8, at + size, depth - 1)
+        at += size
+    return out
+
+
+def _find_all(data: bytes, tag: bytes) -> list[int]:
+    out, at = [], data.find(tag)
+    while at >= 0 and len(out) < 10_000:
+        out.append(at)
+        at = data.find(tag, at + 1)
+    return out
+
+
+def _flip(rng: random.Random, data: bytearray, suffix: str) -> str:
+    n = rng.choice((1, 4, 16, 64))
+    for _ in range(n):
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    return f"flip {n} bits"
+
+
+def _truncate(rng: random.Random, data: bytearray, suffix: str) -> str:
+    cut = rng.randrange(1, len(data))
+    del data[cut:]
+    return f"truncate at {cut}"
+
+
+def _truncate_boundary(rng: random.Random, data: bytearray, suffix: str) -> str:
+    cut = rng.choice(boundaries(bytes(data), suffix)[1:] or [len(data) // 2])
+    cut += rng.choice((0, 1, 4, 8))
+    del data[max(1, cut) :]
+    return f"truncate at boundary {cut}"
+
+
+def _cut_chunk(rng: random.Random, data: bytearray, suffix: str) -> str:
+    a = rng.randrange(len(data))
+    n = rng.randrange(1, max(2, len(data) // 8))
+    del data[a : a + n]
+    return f"cut {n} bytes at {a}"
+
+
+def _dup_chunk(rng: random.Random, data: bytearray, suffix: str) -> str:
+    a = rng.randrange(len(data))
+    n = rng.randrange(1, max(2, len(data) // 8))
+    data[a:a] = data[a : a + n]
+    return f"duplicate {n} bytes at {a}"
+
+
+def _zero_header(rng: random.Random, data: bytearray, suffix: str) -> str:
+    marks = boundaries(bytes(data), suffix)
+    a = rng.choice(marks[:8]) if marks else 0
+    n = rng.choice((4, 16, 64, 256))
+    data[a : a + n] = bytes(len(data[a : a + n]))
+    return f"zero {n} bytes at {a}"
+
+
+def _shuffle_header(rng: random.Random, data: bytearray, suffix: str) -> str:
+    marks = boundaries(bytes(data), suffix)
+    a = rng.choice(marks[:8]) if marks else 0
+    n = rng.choice((8, 32, 128))
+    part = list(data[a : a + n])
+    rng.shuffle(part)
+    data[a : a + n] = bytes(part)
+    return f"shuffle {n} bytes at {a}"
+
+
+#: Field patches that state absurd sizes, counts and time bases (see `_absurd`).
+_HUGE = (100_000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0)
+
+
+def _absurd(rng: random.Random, data: bytearray, suffix: str) -> str:
+    """A header field set to an absurd value: the frame size, the sample or frame count, the time base."""
+    value = rng.choice(_HUGE)
+    if suffix in (".mp4", ".mov"):
+        targets = [
+            (b"tkhd", 84, 4, "width"),
+            (b"tkhd", 88, 4, "height"),  # 16.16 fixed point, at 76/80 in v0
+            (b"avc1", 32, 2, "avc1 width"),
+            (b"avc1", 34, 2, "avc1 height"),
+            (b"mdhd", 20, 4, "timescale"),
+            (b"mvhd", 20, 4, "movie timescale"),
+            (b"stsz", 16, 4, "sample count"),
+            (b"stts", 12, 4, "stts count"),
+            (b"stts", 20, 4, "sample delta"),
+        ]
+        tag, offset, width, name = rng.choice(targets)
+        at = data.find(tag)
+        if at < 0:
+            return _flip(rng, data, suffix)
+        field = at - 4 + offset
+        if name in ("width", "height"):
+            field -= 8  # tkhd v0: width at 76, height at 80 from the box start
+            value = (value & 0xFFFF) << 16
+        data[field : field + width] = (value & ((1 << (8 * width)) - 1)).to_bytes(width, "big")
+        return f"{name} = {value}"
+    if suffix in (".mkv", ".webm"):
+        targets = [
+            (b"\xb0", "PixelWidth"),
+            (b"\xba", "PixelHeight"),
+            (b"\x2a\xd7\xb1", "TimestampScale"),
+            (b"\x23\xe3\x83", "DefaultDuration"),
+        ]
+        tag, name = rng.choice(targets)
+        at = data.find(b"\x16\x54\xae\x6b") if len(tag) == 1 else 0  # sizes: inside Tracks
+        at = data.find(tag, max(0, at))
+        if at < 0 or at + len(tag) >= len(data):
+            return _flip(rng, data, suffix)
+        size = data[at + len(tag)] & 0x7F if data[at + len(tag)] & 0x80 else 0
+        if not 1 <= size <= 8:
+            return _flip(rng, data, suffix)
+        start = at + len(tag) + 1
+        data[start : start + size] = (value % (1 << (8 * size))).to_bytes(size, "big")
+        return f"{name} = {value}"
+    if suffix == ".png" and data[12:16] == b"IHDR":
+        which = rng.choice((16, 20))
+        data[which : which + 4] = value.to_bytes(4, "big")
+        data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")  # a valid CRC: reach the size check
+        return f"IHDR {'width' if which == 16 else 'height'} = {value}"
+    if suffix == ".jpg":
+        sof = next((i for i in _find_all(bytes(data), b"\xff\xc0")), -1)
+        if sof >= 0:
+            which = rng.choice((5, 7))
+            data[sof + which : sof + which + 2] = (value & 0xFFFF or 0xFFFF).to_bytes(2, "big")
+            return f"SOF {'height' if which == 5 else 'width'} = {value & 0xFFFF or 0xFFFF}"
+    return _flip(rng, data, suffix)
+
+
+MUTATIONS: dict[str, Callable[[random.Random, bytearray, str], str]] = {
+    "flip": _flip,
+    "truncate": _truncate,
+    "truncate_boundary": _truncate_boundary,
+    "cut": _cut_chunk,
+    "duplicate": _dup_chunk,
+    "zero_header": _zero_header,
+    "shuffle_header": _shuffle_header,
+    "absurd": _absurd,
+}
+
+
+def mutate(corpus: Sequence[Path], seed: int, index: int) -> tuple[Case, bytes]:
+    """Case `index` of `seed`: its source and mutated bytes, the same on every run."""
+    rng = random.Random(f"{seed}:{index}")
+    source = rng.choice(sorted(corpus))
+    kind = rng.choice(sorted(MUTATIONS))
+    data = bytearray(source.read_bytes())
+    what = MUTATIONS[kind](rng, data, source.suffix)
+    if not data:
+        data = bytearray(b"\0")
+    return Case(seed, index, source.name, f"{kind}: {what}"), bytes(data)
+
+
+# -- running a case -------------------------------------------------------------------------------------
+
+
+def run_case(
+    case: Case, data: bytes, model: Path, work: Path, settings: FuzzSettings = FuzzSettings()
+) -> Outcome:
+    """The main job on the mutated file in a child process, judged by what a user would see."""
+    folder = work / f"case{case.index}"
+    shutil.rmtree(folder, ignore_errors=True)
+    out = folder / "out"
+    out.mkdir(parents=True)
+    src = folder / f"input{Path(case.source).suffix}"
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    argv = [sys.executable, "-m", "trt_modnet.process", str(src), "-o", f"{out}/", "--model", str(model)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*argv, *JOB_ARGS],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        preexec_fn=lambda: resource.setrlimit(
+            resource.RLIMIT_AS, (settings.memory_limit_bytes, settings.memory_limit_bytes)
+        ),
+    )
+    hung = False
+    try:
+        _, stderr = proc.communicate(timeout=settings.time_limit_s)
+    except subprocess.TimeoutExpired:
+        hung = True
+        proc.kill()
+        _, stderr = proc.communicate()
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
+    verdict = judge(proc.returncode, stderr, hung, src, digest, out)
+    outcome = Outcome(
+        case,
+        verdict in ("ok", "refused"),
+        verdict,
+        proc.returncode,
+        round(seconds, 2),
+        round(peak, 1),
+        "\n".join(stderr.strip().splitlines()[-6:]),
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return outcome
+
+
+def judge(returncode: int, stderr: str, hung: bool, src: Path, digest: str, out: Path) -> str:
+    """ok / refused for a pass; otherwise what went wrong."""
+    if hung:
+        return "hang"
+    if not src.exists() or hashlib.sha256(src.read_bytes()).hexdigest() != digest:
+        return "input changed"
+    left = sorted(p.name for p in out.iterdir())
+    if "Traceback" in stderr or "MemoryError" in stderr or "bad_alloc" in stderr:
+        return "traceback"
+    if returncode == 0:
+        if not left or any(name.endswith(".part") for name in left):
+            return "exit 0 without its output"
+        return "ok"
+    if returncode != 2:
+        return f"exit {returncode}"
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    if len(errors) != 1:
+        return f"exit 2 with {len(errors)} error lines"
+    if left:
+        return f"partial output left: {left[0]}"
+    return "refused"
+
+
+def save_failure(folder: Path, outcome: Outcome, data: bytes) -> None:
+    case = outcome.case
+    where = folder / f"seed{case.seed}_case{case.index}"
+    where.mkdir(parents=True, exist_ok=True)
+    (where / f"input{Path(case.source).suffix}").write_bytes(data)
+    (where / "case.json").write_text(json.dumps(asdict(outcome), indent=1) + "\n")
+
+
+def replay_cases(folder: Path) -> list[tuple[Case, bytes]]:
+    """The failing cases a run saved: (case, mutated bytes), in name order."""
+    out = []
+    for meta in sorted(folder.glob("*/case.json")):
+        case = Case(**json.loads(meta.read_text())["case"])
+        data = next(p for p in meta.parent.iterdir() if p.name.startswith("input")).read_bytes()
+        out.append((case, data))
+    return out
+
+
+def tiny_model(folder: Path) -> Path:
+    """Seeded random weights (`python -m trt_modnet.export --random-weights`): the job's path is the same."""
+    path = folder / "random.onnx"
+    subprocess.run(
+        [sys.executable, "-m", "trt_modnet.export", "--random-weights", "--seed", "0", "-o", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.fuzz", description=__doc__.splitlines()[0])
+    p.add_argument("--cases", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--first", type=int, default=0, help="index of the first case (resume a run)")
+    p.add_argument("--replay", type=Path, help="run the cases saved in this folder instead")
+    p.add_argument("--failures", type=Path, default=Path("fuzz_failures"), help="where failing cases go")
+    p.add_argument("--model", type=Path, help="a MODNet .onnx (default: seeded random weights)")
+    p.add_argument("--time-limit", type=float, default=FuzzSettings.time_limit_s)
+    p.add_argument("--output", type=Path, help="write the counts as JSON here")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    settings = FuzzSettings(time_limit_s=args.time_limit)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
+        work = Path(tmp)
+        model = args.model or tiny_model(work)
+        if args.replay:
+            cases = replay_cases(args.replay)
+        else:
+            corpus = make_corpus(work / "corpus")
+            cases = [mutate(corpus, args.seed, i) for i in range(args.first, args.first + args.cases)]
+        outcomes = []
+        for case, data in cases:
+            outcome = run_case(case, data, model, work, settings)
+            outcomes.append(outcome)
+            if not outcome.passed:
+                print(
+                    f"FAIL case {case.index} ({case.source}, {case.mutation}): {outcome.verdict}",
+                    file=sys.stderr,
+                )
+                if not args.replay:
+                    save_failure(args.failures, outcome, data)
+    counts = summarise(outcomes)
+    print(json.dumps(counts["counts"]))
+    if args.output:
+        write_result(
+            args.output,
+            {
+                "command": " ".join(
+                    ["python -m benchmarks.fuzz", *(argv if argv is not None else sys.argv[1:])]
+                ),
+                "cpu": _cpu(),
+                "seconds": round(time.perf_counter() - started, 1),
+                **counts,
+                "failures": [asdict(o) for o in outcomes if not o.passed],
+            },
+        )
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+def summarise(outcomes: Sequence[Outcome]) -> dict:
+    by: dict[str, int] = {}
+    for o in outcomes:
+        by[o.verdict] = by.get(o.verdict, 0) + 1
+    return {
+        "counts": {
+            "cases": len(outcomes),
+            "passed": sum(o.passed for o in outcomes),
+            "failed": sum(not o.passed for o in outcomes),
+            "by_verdict": by,
+        },
+        "slowest_case_s": max((o.seconds for o in outcomes), default=0.0),
+    }
+
+
+def _cpu() -> dict:
+    from benchmarks.throughput import _cpu_model, _load_average
+
+    return {"model": _cpu_model(), "load_average": _load_average(), "cores": os.cpu_count()}
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

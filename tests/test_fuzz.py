@@ -1,0 +1,59 @@
+"""Issue 26: absurd headers refused before allocating, and a fixed-seed set of fuzzed inputs through the
+main job (benchmarks.fuzz), each judged as a user would: success, or one line and exit 2."""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pytest
+
+from benchmarks import fuzz
+from tests.conftest import VIDEOS, need, run_module
+from trt_modnet.errors import MattingError
+from trt_modnet.video.limits import check_frame_size, plausible_frame_count
+
+FIXED_SEED, FIXED_CASES = 26, 24
+
+
+def test_absurd_sizes_and_counts_are_refused_or_ignored(tmp_path: Path) -> None:
+    with pytest.raises(MattingError, match="100000x100000 frame"):
+        check_frame_size(tmp_path / "x.mp4", 100_000, 100_000)
+    with pytest.raises(MattingError, match="empty frame"):
+        check_frame_size(tmp_path / "x.mp4", 0, 480)
+    check_frame_size(tmp_path / "x.mp4", 8000, 6000)
+    assert plausible_frame_count(2**31) is None and plausible_frame_count(250) == 250
+
+
+def test_a_png_claiming_100000_pixels_is_one_line_and_exit_2(tmp_path: Path, random_onnx: Path) -> None:
+    corpus = fuzz.make_corpus(tmp_path / "corpus", seconds=0.2)
+    data = bytearray(next(p for p in corpus if p.suffix == ".png").read_bytes())
+    data[16:20] = (100_000).to_bytes(4, "big")
+    data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
+    src = tmp_path / "huge.png"
+    src.write_bytes(bytes(data))
+    proc = run_module(
+        "trt_modnet.process", str(src), "-o", f"{tmp_path}/out/", "--model", str(random_onnx), *fuzz.JOB_ARGS
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "beyond the 16384 pixel limit" in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_mutations_are_reproducible_from_seed_and_index(tmp_path: Path) -> None:
+    need(VIDEOS / "carphone_qcif.mp4")
+    corpus = fuzz.make_corpus(tmp_path, seconds=0.2)
+    assert fuzz.mutate(corpus, 3, 7) == fuzz.mutate(corpus, 3, 7)
+    assert fuzz.mutate(corpus, 3, 7) != fuzz.mutate(corpus, 3, 8)
+
+
+def test_fixed_seed_fuzz_cases_pass(tmp_path: Path, random_onnx: Path) -> None:
+    need(VIDEOS / "carphone_qcif.mp4")
+    corpus = fuzz.make_corpus(tmp_path / "corpus", seconds=0.5)
+    failed = []
+    for index in range(FIXED_CASES):
+        case, data = fuzz.mutate(corpus, FIXED_SEED, index)
+        outcome = fuzz.run_case(case, data, random_onnx, tmp_path)
+        if not outcome.passed:
+            failed.append(f"{case}: {outcome.verdict}\n{outcome.stderr_tail}")
+    assert not failed, "\n".join(failed)

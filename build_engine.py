@@ -22,7 +22,7 @@ import numpy as np
 
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.graph.official import DEFAULT_REF_SIZE
 from trt_modnet.runtime.base import Runner
 from trt_modnet.tensorrt import (
     DEFAULT_BATCH,
@@ -42,7 +42,7 @@ from trt_modnet.tensorrt import (
 if TYPE_CHECKING:
     import onnx
 
-    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph.deploy import DeploySpec
 
 log = logging.getLogger("trt_modnet")
 
@@ -173,7 +173,7 @@ def frame_profiles(args: argparse.Namespace) -> list[FrameProfile]:
 
 def print_profiles(profiles: Sequence[FrameProfile], spec: DeploySpec) -> None:
     """What an engine built for these profiles will accept, input by input."""
-    from trt_modnet.graph import size_feeds
+    from trt_modnet.graph.deploy import size_feeds
 
     for index, profile in enumerate(profiles):
         ranges = input_ranges(spec, profile, size_feeds)
@@ -186,7 +186,7 @@ def print_profiles(profiles: Sequence[FrameProfile], spec: DeploySpec) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.print_profiles:
-        from trt_modnet.graph import DeploySpec
+        from trt_modnet.graph.deploy import DeploySpec
 
         print_profiles(
             frame_profiles(args), DeploySpec(outputs=args.outputs, ref_size=args.ref_size, fp16=True)
@@ -195,8 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reason = tensorrt_unavailable_reason()
     if reason is not None:
         raise MattingError(f"cannot build TensorRT engines here: {reason}")
-    from trt_modnet.graph import DeploySpec, build
-    from trt_modnet.modelfile import load_modnet
+    from trt_modnet.graph.deploy import DeploySpec, build
+    from trt_modnet.graph.modelfile import load_modnet
     from trt_modnet.models import resolve_model
 
     profiles = frame_profiles(args)

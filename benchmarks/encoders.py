@@ -226,7 +226,7 @@ def measure(video: Path, sizes: Sequence[int], repeat: int, cores: int) -> dict[
 
 def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.throughput import _command, _load_average, system_info, versions
-    from trt_modnet.threads import available_cores
+    from trt_modnet.job.threads import available_cores
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO)

@@ -4,7 +4,8 @@ speed, side by side.
     python -m benchmarks.gate --json benchmarks/results/gate_epyc_zen4.json
 
 For the stand-ins (modnet_synthetic.ckpt, modnet_people.ckpt) and seeded random weights: every recipe's
-worst per-frame drift on the shipped calibration frames (`trt_modnet.gate.measure`, exhaustive), the cost
+worst per-frame drift on the shipped calibration frames (`trt_modnet.graph.gate.measure`, exhaustive),
+the cost
 of the gate as a first use runs it (it stops at the first recipe within the bounds), and inference alone
 per recipe on one 720p batch of 4 (the first frames of juggle_720p), the recipes interleaved round after
 round, medians: ratios hold on a loaded machine where absolute figures do not.
@@ -27,13 +28,13 @@ import onnx
 
 from benchmarks.parity import RESULTS, ROOT, write_result
 from benchmarks.throughput import _load_average, system_info
-from trt_modnet import gate
 from trt_modnet.cli import run_main
-from trt_modnet.graph import DeploySpec, build
-from trt_modnet.modelfile import load_modnet
+from trt_modnet.graph import gate
+from trt_modnet.graph.deploy import DeploySpec, build
+from trt_modnet.graph.modelfile import load_modnet
+from trt_modnet.graph.official import DEFAULT_REF_SIZE
+from trt_modnet.graph.precision import MAX_DEFAULT_MEAN, MAX_DEFAULT_P99
 from trt_modnet.models.convert import onnx_from_checkpoint
-from trt_modnet.official import DEFAULT_REF_SIZE
-from trt_modnet.precision import MAX_DEFAULT_MEAN, MAX_DEFAULT_P99
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings
 
 SHARED = ROOT.parent / "shared"

@@ -22,9 +22,9 @@ import onnx
 from benchmarks.parity import RESULTS, export_model, write_result
 from benchmarks.throughput import system_info, versions
 from trt_modnet.cli import run_main
-from trt_modnet.graph import BACKGROUND, FRAMES, WRAPPER_PREFIX, DeploySpec, build, size_feeds
-from trt_modnet.modelfile import load_modnet
-from trt_modnet.official import inference_size, network_input
+from trt_modnet.graph.deploy import BACKGROUND, FRAMES, WRAPPER_PREFIX, DeploySpec, build, size_feeds
+from trt_modnet.graph.modelfile import load_modnet
+from trt_modnet.graph.official import inference_size, network_input
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings, supports_bf16

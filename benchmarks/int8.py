@@ -2,12 +2,12 @@
 
     pip install nncf && python -m benchmarks.int8     # stand-in model: results/int8_synthetic.json
 
-The bf16 recipe's stages (`trt_modnet.precision`) with the low stage (MODNet but its backbone and the
+The bf16 recipe's stages (`trt_modnet.graph.precision`) with the low stage (MODNet but its backbone and the
 detail branch's first block) quantised by NNCF, calibrated on frames of every shared video away from the
 frames evaluated, then run with the rest in bf16. Drift: |alpha - alpha(FP32 graph in ONNX Runtime)| in
 1/255 on the same 24 inputs as `benchmarks.precision`, for the bf16 recipe and each NNCF preset. Speed:
 the low stage's seconds per frame at the first 720p input, batch 4, best of 5, each variant compiled the
-same way. The backbone stays FP32: it does not survive even bf16 (`trt_modnet.precision`).
+same way. The backbone stays FP32: it does not survive even bf16 (`trt_modnet.graph.precision`).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from benchmarks.parity import CHECKPOINT, DATA, RESULTS, read_frames, shared_inp
 from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import DeploySpec, build
-from trt_modnet.modelfile import load_modnet
+from trt_modnet.graph.deploy import DeploySpec, build
+from trt_modnet.graph.modelfile import load_modnet
 from trt_modnet.models.convert import checkpoint_to_model
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings, supports_bf16

@@ -1,5 +1,5 @@
-"""Make the precision gate's calibration frames (trt_modnet/calibration/*.jpg) from the shared public-domain
-portraits: faces, hair, a hand and busy backgrounds, each 256x256.
+"""Make the precision gate's calibration frames (trt_modnet/graph/calibration/*.jpg) from the shared
+public-domain portraits: faces, hair, a hand and busy backgrounds, each 256x256.
 
     python -m benchmarks.make_calibration
 

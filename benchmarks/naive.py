@@ -2,7 +2,7 @@
 
 What a user runs without this project (FACTS.md, "Official video demo" and "Official ONNX inference"):
 OpenCV capture; per frame BGR->RGB, the official preprocessing and resize, ONNX Runtime on the raw MODNet
-model, the matte back to full size with INTER_AREA (`trt_modnet.official.official_matte`), a float
+model, the matte back to full size with INTER_AREA (`trt_modnet.graph.official.official_matte`), a float
 composite over white on the CPU in numpy, an OpenCV mp4v writer; one frame at a time, nothing overlapped.
 
 Differences from the demo, none of which changes the cost per frame: it composites the full-resolution
@@ -24,7 +24,7 @@ import numpy as np
 
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.official import DEFAULT_REF_SIZE, RawModnet, official_matte
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, RawModnet, official_matte
 
 WHITE = 255.0
 

@@ -10,7 +10,7 @@ computes what ONNX Resize linear/half_pixel without antialias does): bilinear bo
 and bilinear up, and INTER_AREA both ways rounded instead of the official truncation to uint8.
 
 FP16: the FP16 deployment graph run by a faithful FP16 executor (the ONNX reference evaluator, see
-`trt_modnet.fp16`) against the FP32 graph in ONNX Runtime, plus what ONNX Runtime's CPU provider reports
+`trt_modnet.graph.fp16`) against the FP32 graph in ONNX Runtime, plus what ONNX Runtime's CPU provider reports
 for the same FP16 graph (it computes convolutions in FP32, so it understates the drift). With
 `--fp16-ablation`, the same with InstanceNormalization converted to FP16 too.
 
@@ -37,19 +37,19 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
-from trt_modnet import fp16
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import NETWORK_MATTE, DeploySpec, build, size_feeds
-from trt_modnet.modelfile import load_modnet
-from trt_modnet.official import (
+from trt_modnet.graph import fp16
+from trt_modnet.graph.deploy import NETWORK_MATTE, DeploySpec, build, size_feeds
+from trt_modnet.graph.modelfile import load_modnet
+from trt_modnet.graph.official import (
     DEFAULT_REF_SIZE,
     RawModnet,
     inference_size,
     official_matte,
     session_options,
 )
-from trt_modnet.resize import area_taps, area_weights
+from trt_modnet.graph.resize import area_taps, area_weights
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@
 
 On the shared portraits and on frames of every shared video: |alpha(recipe) - alpha(FP32 graph in ONNX
 Runtime)| in 1/255 (mean, p99, max) per input, for OpenVINO FP32 and for each lower-precision recipe this
-CPU runs (`trt_modnet.precision`), and the worst over all inputs, which `precision.RECIPES` records and the
-default choice is gated on (mean <= 0.5, p99 <= 3 on every input). Speed: seconds per frame of each
+CPU runs (`trt_modnet.graph.precision`), and the worst over all inputs, which `precision.RECIPES` records
+and the default choice is gated on (mean <= 0.5, p99 <= 3 on every input). Speed: seconds per frame of each
 recipe at the first 720p input, one batch of 4, best of 3 (inference alone; `benchmarks.throughput` gives
 the end-to-end figures).
 """
@@ -29,9 +29,9 @@ import onnxruntime as ort
 from benchmarks.parity import RESULTS, export_model, shared_inputs, stats, write_result
 from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
-from trt_modnet.graph import DeploySpec, build
-from trt_modnet.modelfile import load_modnet
-from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.graph.deploy import DeploySpec, build
+from trt_modnet.graph.modelfile import load_modnet
+from trt_modnet.graph.official import DEFAULT_REF_SIZE
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings, supports_bf16

@@ -21,10 +21,10 @@ import psutil
 
 from benchmarks import fuzz
 from benchmarks.parity import write_result
-from trt_modnet.file_job import open_job_runner, process_file
-from trt_modnet.graph import OUTPUTS, DeploySpec
-from trt_modnet.inputs import collect_inputs
-from trt_modnet.plan import plan_run, prepare_destinations
+from trt_modnet.graph.deploy import OUTPUTS, DeploySpec
+from trt_modnet.job.file_job import open_job_runner, process_file
+from trt_modnet.job.inputs import collect_inputs
+from trt_modnet.job.plan import plan_run, prepare_destinations
 from trt_modnet.process import parse_args as job_args
 
 

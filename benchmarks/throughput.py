@@ -48,12 +48,12 @@ import onnxruntime as ort
 from benchmarks.memory import REPO, JobOptions, job_argv, measure_memory, output_path, run_child
 from trt_modnet.cli import positive_int, run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import DeploySpec
-from trt_modnet.modelfile import load_modnet
-from trt_modnet.official import DEFAULT_REF_SIZE, inference_size
+from trt_modnet.graph.deploy import DeploySpec
+from trt_modnet.graph.modelfile import load_modnet
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, inference_size
+from trt_modnet.job.threads import available_cores, thread_budget
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import BACKEND_PRECISIONS, choose, open_runner
-from trt_modnet.threads import available_cores, thread_budget
 from trt_modnet.video import FORMATS, Frame, OutputSpec, open_reader, open_writer
 
 log = logging.getLogger("trt_modnet.benchmarks")

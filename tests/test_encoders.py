@@ -169,8 +169,8 @@ def test_the_cli_writes_with_the_encoder_named_and_refuses_an_unknown_one(
 
 
 def test_encoder_instances_take_the_cores_inference_leaves() -> None:
-    from trt_modnet.job import JobSettings
-    from trt_modnet.threads import decoder_for, encoder_instances
+    from trt_modnet.job.settings import JobSettings
+    from trt_modnet.job.threads import decoder_for, encoder_instances
 
     cpu = JobSettings(inputs=("a.mp4",), backend="onnxruntime")
     assert encoder_instances(cpu, cores=8) == 1  # inference takes every core: FFmpeg's own threads

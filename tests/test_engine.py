@@ -23,7 +23,7 @@ from onnx import TensorProto, helper
 
 from tests.conftest import IMAGES, VIDEOS, need
 from trt_modnet.errors import MattingError
-from trt_modnet.official import inference_size
+from trt_modnet.graph.official import inference_size
 from trt_modnet.runtime.base import Runner
 from trt_modnet.tensorrt import engine as eng
 from trt_modnet.tensorrt import engine_cache, profiles
@@ -130,8 +130,8 @@ def test_a_profile_covers_a_video_only_for_every_input_at_both_batch_ends() -> N
 def test_custom_profiles_are_valid_and_take_every_size_inside(shapes: tuple[str, str, str]) -> None:
     """With the deployment graph's real taps: min <= opt <= max everywhere (TensorRT's set_shape refuses
     anything else), and frame sizes inside the profile, exact x2 scales included, are taken."""
-    from trt_modnet.graph import DeploySpec
-    from trt_modnet.graph import size_feeds as graph_size_feeds
+    from trt_modnet.graph.deploy import DeploySpec
+    from trt_modnet.graph.deploy import size_feeds as graph_size_feeds
 
     spec = DeploySpec()
     profile = FrameProfile(*(FrameShape.from_text(t) for t in shapes))
@@ -315,7 +315,7 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[list[dict[str, ShapeRange]]]
     monkeypatch.setattr(eng, "import_tensorrt", lambda: FAKE_TRT)
     monkeypatch.setattr(eng, "current_target", lambda trt: TARGET)
     monkeypatch.setattr(eng, "build_plan", build_plan)
-    monkeypatch.setitem(sys.modules, "trt_modnet.graph", types.SimpleNamespace(size_feeds=size_feeds))
+    monkeypatch.setitem(sys.modules, "trt_modnet.graph.deploy", types.SimpleNamespace(size_feeds=size_feeds))
     return built
 
 
@@ -787,7 +787,7 @@ class PoolRunner(EchoRunner):
 def test_the_pipeline_decodes_into_the_runners_frame_buffers() -> None:
     from fractions import Fraction
 
-    from trt_modnet.pipeline import Pipeline, PipelineSettings
+    from trt_modnet.job.pipeline import Pipeline, PipelineSettings
     from trt_modnet.video import Frame
 
     images = np.random.default_rng(2).integers(0, 256, (7, 32, 48, 3), dtype=np.uint8)
@@ -849,7 +849,7 @@ def test_the_pipeline_gives_a_lent_batch_back_only_after_every_encoder_wrote_it(
     import time
     from fractions import Fraction
 
-    from trt_modnet.pipeline import Pipeline, PipelineSettings
+    from trt_modnet.job.pipeline import Pipeline, PipelineSettings
     from trt_modnet.tensorrt import TensorRTRunner
     from trt_modnet.video import Frame
 
@@ -1022,7 +1022,7 @@ def fake_builder(monkeypatch: pytest.MonkeyPatch) -> None:
     """build_plan itself runs, on the fake TensorRT builder."""
     monkeypatch.setattr(eng, "import_tensorrt", lambda: BUILD_TRT)
     monkeypatch.setattr(eng, "current_target", lambda trt: TARGET)
-    monkeypatch.setitem(sys.modules, "trt_modnet.graph", types.SimpleNamespace(size_feeds=size_feeds))
+    monkeypatch.setitem(sys.modules, "trt_modnet.graph.deploy", types.SimpleNamespace(size_feeds=size_feeds))
 
 
 def test_the_first_build_creates_the_engines_folder(tmp_path: Path, fake_builder: None) -> None:

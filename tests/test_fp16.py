@@ -13,8 +13,8 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 from tests.conftest import VIDEOS, need
-from trt_modnet import fp16
-from trt_modnet.graph import NETWORK_MATTE, DeploySpec, build, size_feeds, spec_of
+from trt_modnet.graph import fp16
+from trt_modnet.graph.deploy import NETWORK_MATTE, DeploySpec, build, size_feeds, spec_of
 
 
 def first_frame(video: str) -> np.ndarray:

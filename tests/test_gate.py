@@ -11,8 +11,8 @@ from pathlib import Path
 import onnx
 import pytest
 
-from trt_modnet import gate, precision
-from trt_modnet.graph import DeploySpec
+from trt_modnet.graph import gate, precision
+from trt_modnet.graph.deploy import DeploySpec
 from trt_modnet.runtime import select
 from trt_modnet.runtime.openvino import supports_bf16
 

@@ -18,7 +18,7 @@ from onnx import TensorProto, helper
 
 from tests.conftest import IMAGES, VIDEOS, Cli, need
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import (
+from trt_modnet.graph.deploy import (
     OUTPUTS,
     DeploySpec,
     build,
@@ -26,10 +26,10 @@ from trt_modnet.graph import (
     size_feeds,
     spec_of,
 )
-from trt_modnet.graph import main as graph_main
-from trt_modnet.modelfile import RANDOM_WEIGHTS_KEY
-from trt_modnet.official import RawModnet, inference_size, network_input, official_matte
-from trt_modnet.resize import area_taps, area_weights
+from trt_modnet.graph.deploy import main as graph_main
+from trt_modnet.graph.modelfile import RANDOM_WEIGHTS_KEY
+from trt_modnet.graph.official import RawModnet, inference_size, network_input, official_matte
+from trt_modnet.graph.resize import area_taps, area_weights
 
 SMALL = DeploySpec(outputs=OUTPUTS, ref_size=256)  # small inference sizes keep the network quick
 

@@ -14,11 +14,11 @@ from tests.conftest import CHECKPOINT, KEYS_FILE, Cli, need  # noqa: E402
 from trt_modnet import export  # noqa: E402
 from trt_modnet.cli import setup_logging  # noqa: E402
 from trt_modnet.errors import MattingError  # noqa: E402
-from trt_modnet.modelfile import load_modnet  # noqa: E402
+from trt_modnet.graph.modelfile import load_modnet  # noqa: E402
+from trt_modnet.graph.official import RawModnet  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint  # noqa: E402
 from trt_modnet.modnet.export import random_model  # noqa: E402
 from trt_modnet.modnet.model import MODNet  # noqa: E402
-from trt_modnet.official import RawModnet  # noqa: E402
 
 
 def official_keys() -> dict[str, tuple[int, ...]]:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trt_modnet.ofd import DEFAULT_THRESHOLD, OneFrameDelay
+from trt_modnet.job.ofd import DEFAULT_THRESHOLD, OneFrameDelay
 
 H, W = 72, 128
 

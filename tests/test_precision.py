@@ -9,9 +9,10 @@ import onnx
 import pytest
 
 from tests.conftest import VIDEOS, need
-from trt_modnet import gate, precision, process
+from trt_modnet import process
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import NETWORK_INPUT, NETWORK_MATTE, DeploySpec, build
+from trt_modnet.graph import gate, precision
+from trt_modnet.graph.deploy import NETWORK_INPUT, NETWORK_MATTE, DeploySpec, build
 from trt_modnet.runtime import select
 from trt_modnet.runtime.openvino import supports_bf16
 

@@ -17,7 +17,7 @@ import onnx
 import pytest
 
 from tests.conftest import IMAGES, VIDEOS, Cli, need
-from trt_modnet.graph import DeploySpec, build
+from trt_modnet.graph.deploy import DeploySpec, build
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 
 FAST = ["--ref-size", "256", "--backend", "onnxruntime", "--quiet"]
@@ -233,7 +233,7 @@ def test_bad_input_is_one_clear_line(synthetic_onnx: Path, tmp_path: Path, case:
 def test_composite_over_a_video_background_with_ofd_and_preview(
     cli: Cli, synthetic_onnx: Path, tmp_path: Path
 ) -> None:
-    from trt_modnet.background import cover
+    from trt_modnet.job.background import cover
 
     src, bg_video = need(VIDEOS / "carphone_qcif.mp4"), need(VIDEOS / "chaplin_360p.mp4")
     out, preview = tmp_path / "out", tmp_path / "sheet.png"

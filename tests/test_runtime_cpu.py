@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import VIDEOS, need
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import DeploySpec, build, size_feeds
+from trt_modnet.graph.deploy import DeploySpec, build, size_feeds
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 from trt_modnet.runtime.openvino import OpenVinoRunner, OpenVinoSettings, supports_bf16

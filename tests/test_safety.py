@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 
 from tests.conftest import IMAGES, VIDEOS, Cli, need, run_module
-from trt_modnet import resources
-from trt_modnet.background import open_background
 from trt_modnet.errors import MattingError
-from trt_modnet.inputs import collect_inputs
-from trt_modnet.plan import plan_run
+from trt_modnet.job import resources
+from trt_modnet.job.background import open_background
+from trt_modnet.job.inputs import collect_inputs
+from trt_modnet.job.plan import plan_run
+from trt_modnet.job.resources import bounded_batch, warn_if_large_frame
+from trt_modnet.job.summary import FileResult, print_summary
 from trt_modnet.process import parse_args
-from trt_modnet.resources import bounded_batch, warn_if_large_frame
-from trt_modnet.summary import FileResult, print_summary
 from trt_modnet.video.staging import Staging, remove_stale
 
 FAST = ["--ref-size", "256", "--backend", "onnxruntime", "--quiet"]

@@ -53,7 +53,7 @@ def test_tensorrt_backend_without_tensorrt_fails_before_reading_the_model(tmp_pa
 def test_auto_falls_back_to_onnx_runtime_without_openvino_and_says_why(
     synthetic_onnx: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    graph = pytest.importorskip("trt_modnet.graph")
+    graph = pytest.importorskip("trt_modnet.graph.deploy")
     onnxrt = pytest.importorskip("trt_modnet.runtime.onnxrt")
     monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: "OpenVINO is not installed")
     with caplog.at_level(logging.INFO, logger="trt_modnet"):
@@ -68,7 +68,7 @@ def test_auto_falls_back_to_onnx_runtime_without_openvino_and_says_why(
 def test_auto_picks_tensorrt_with_the_fp16_graph_when_usable(
     synthetic_onnx: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    graph = pytest.importorskip("trt_modnet.graph")
+    graph = pytest.importorskip("trt_modnet.graph.deploy")
     chosen: dict[str, object] = {}
     tensorrt_runner = object()
 
@@ -102,7 +102,7 @@ def test_build_engine_cli_fails_with_one_clear_line(tmp_path: Path) -> None:
 def test_process_with_tensorrt_backend_fails_with_one_clear_line(
     synthetic_onnx: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("trt_modnet.graph")
+    pytest.importorskip("trt_modnet.graph.deploy")
     video = need(VIDEOS / "carphone_qcif.mp4")
     out = tmp_path / "out.mov"
     done = _run(

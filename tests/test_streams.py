@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import VIDEOS, need
-from trt_modnet.job import JobSettings
-from trt_modnet.live import is_live, live_model, run_stream_job
+from trt_modnet.job.live import is_live, live_model, run_stream_job
+from trt_modnet.job.settings import JobSettings
 from trt_modnet.runtime.base import Runner
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="the ffmpeg CLI is not installed")

@@ -11,15 +11,19 @@ from typing import TYPE_CHECKING, Any
 from trt_modnet.errors import MattingError
 
 if TYPE_CHECKING:
-    from trt_modnet.api import process
-    from trt_modnet.matter import Matter
-    from trt_modnet.summary import FileResult
+    from trt_modnet.job.api import process
+    from trt_modnet.job.matter import Matter
+    from trt_modnet.job.summary import FileResult
 
 __version__ = "0.1.0"
 __all__ = ["FileResult", "Matter", "MattingError", "process"]
 
 #: Imported on first use: the other entry points (models, export, build_engine) need not load the runtimes.
-_LAZY = {"process": "trt_modnet.api", "Matter": "trt_modnet.matter", "FileResult": "trt_modnet.summary"}
+_LAZY = {
+    "process": "trt_modnet.job.api",
+    "Matter": "trt_modnet.job.matter",
+    "FileResult": "trt_modnet.job.summary",
+}
 
 
 def __getattr__(name: str) -> Any:

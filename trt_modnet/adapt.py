@@ -12,8 +12,8 @@ from pathlib import Path
 
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.inputs import collect_inputs, is_image
-from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.graph.official import DEFAULT_REF_SIZE
+from trt_modnet.job.inputs import collect_inputs, is_image
 from trt_modnet.train import ProgressReport, resolve_device
 
 

@@ -10,18 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from trt_modnet.api import graph_outputs, process, run_job, settings_from  # noqa: F401 - re-exported
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import OUTPUTS
-from trt_modnet.job import JobSettings
-from trt_modnet.live import DROPS, is_stream_job
+from trt_modnet.graph.deploy import OUTPUTS
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
+from trt_modnet.graph.precision import PRECISIONS
+from trt_modnet.job.api import graph_outputs, process, run_job, settings_from  # noqa: F401 - re-exported
+from trt_modnet.job.live import DROPS, is_stream_job
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult, print_summary
 from trt_modnet.models import MODEL_ENV
 from trt_modnet.models.registry import DEFAULT_MODEL, MODELS
-from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
-from trt_modnet.precision import PRECISIONS
 from trt_modnet.runtime.select import BACKENDS
-from trt_modnet.summary import FileResult, print_summary
 from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
 from trt_modnet.video.streams import STREAM_FORMATS
@@ -206,7 +206,7 @@ def _seconds(text: str) -> float:
 
 
 def _stream_arguments(p: argparse.ArgumentParser) -> None:
-    """Streams, URLs and cameras (trt_modnet.live, docs/streams.md)."""
+    """Streams, URLs and cameras (trt_modnet.job.live, docs/streams.md)."""
     p.add_argument("--input-format", metavar="NAME", help="FFmpeg demuxer for - or a URL (default: probed)")
     p.add_argument(
         "--live",

@@ -17,12 +17,12 @@ from trt_modnet.distributed.cluster import Placement, connect, import_ray, place
 from trt_modnet.distributed.segments import SplitFile, Unit, split_units
 from trt_modnet.distributed.worker import FileWorker, FrameCounter
 from trt_modnet.errors import MattingError
-from trt_modnet.file_job import process_file
-from trt_modnet.graph import DeploySpec
-from trt_modnet.job import JobSettings
-from trt_modnet.plan import FilePlan
-from trt_modnet.summary import FileResult
-from trt_modnet.threads import thread_budget
+from trt_modnet.graph.deploy import DeploySpec
+from trt_modnet.job.file_job import process_file
+from trt_modnet.job.plan import FilePlan
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult
+from trt_modnet.job.threads import thread_budget
 from trt_modnet.video import open_reader
 from trt_modnet.video.staging import remove_partial
 
@@ -50,7 +50,7 @@ def run_on_ray(job: JobSettings, model: Path, spec: DeploySpec, plans: Plans) ->
 
 
 def _run(ray: Any, job: JobSettings, model: Path, spec: DeploySpec, plans: Plans) -> list[FileResult]:
-    # Without --threads, each CPU worker takes this machine's budget (trt_modnet.threads).
+    # Without --threads, each CPU worker takes this machine's budget (trt_modnet.job.threads).
     threads = job.threads or thread_budget().inference
     splits = {i: s for i, plan in enumerate(plans) if _has_work(plan) and (s := split_units(job, i, plan))}
     units = len(plans) + sum(len(s.units) - 1 for s in splits.values())

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.inputs import is_image
-from trt_modnet.plan import FilePlan
-from trt_modnet.summary import FileResult
+from trt_modnet.job.inputs import is_image
+from trt_modnet.job.plan import FilePlan
+from trt_modnet.job.summary import FileResult
 from trt_modnet.video import VideoInfo, open_reader, validate_output
 from trt_modnet.video.formats import OutputSpec, Piece, resolve_format
 from trt_modnet.video.join import JOINABLE, join_pieces
@@ -35,7 +35,7 @@ from trt_modnet.video.reader import open_input, pick_video_stream
 from trt_modnet.video.staging import remove_partial
 
 if TYPE_CHECKING:
-    from trt_modnet.job import JobSettings
+    from trt_modnet.job.settings import JobSettings
 
 log = logging.getLogger("trt_modnet")
 

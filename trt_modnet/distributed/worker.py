@@ -10,11 +10,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from trt_modnet.file_job import open_job_runner, process_file
-from trt_modnet.graph import DeploySpec
-from trt_modnet.job import JobSettings
-from trt_modnet.plan import FilePlan
-from trt_modnet.summary import FileResult
+from trt_modnet.graph.deploy import DeploySpec
+from trt_modnet.job.file_job import open_job_runner, process_file
+from trt_modnet.job.plan import FilePlan
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult
 from trt_modnet.video.staging import remove_partial
 
 if TYPE_CHECKING:

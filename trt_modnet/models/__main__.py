@@ -70,8 +70,8 @@ def _verify() -> int:
 
 def _verify_precision(model: str | None, ref_size: int) -> int:
     """Measure the recipes for this model on this CPU again and cache the new verdict."""
-    from trt_modnet.gate import verdict_for
-    from trt_modnet.modelfile import load_modnet
+    from trt_modnet.graph.gate import verdict_for
+    from trt_modnet.graph.modelfile import load_modnet
 
     path = resolve_model(model)
     print(f"{path}: {verdict_for(path, load_modnet(path), ref_size, rerun=True).line()}")

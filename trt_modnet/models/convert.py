@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 
 from trt_modnet.errors import MattingError
-from trt_modnet.modelfile import INPUT_NAME
+from trt_modnet.graph.modelfile import INPUT_NAME
 from trt_modnet.models.cache import file_digest, locked, models_dir
 from trt_modnet.models.emit import ShapeMismatch, build_modnet_onnx
 from trt_modnet.models.torchfile import read_tensors

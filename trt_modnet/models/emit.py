@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trt_modnet.modelfile import INPUT_NAME, OUTPUT_NAME
+from trt_modnet.graph.modelfile import INPUT_NAME, OUTPUT_NAME
 
 OPSET = 17
 _EPS = 1e-5

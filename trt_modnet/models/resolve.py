@@ -8,7 +8,7 @@ import urllib.parse
 from pathlib import Path
 
 from trt_modnet.errors import MattingError
-from trt_modnet.modelfile import HOW_TO_GET_A_MODEL
+from trt_modnet.graph.modelfile import HOW_TO_GET_A_MODEL
 from trt_modnet.models.cache import models_dir, writable_dir
 from trt_modnet.models.convert import onnx_from_checkpoint
 from trt_modnet.models.download import DownloadSettings, fetch, mirror_urls

@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from trt_modnet.errors import MattingError
-from trt_modnet.inputs import IMAGE_SUFFIXES, is_image
-from trt_modnet.official import inference_size
+from trt_modnet.graph.official import inference_size
+from trt_modnet.job.inputs import IMAGE_SUFFIXES, is_image
 from trt_modnet.video import open_reader
 
 log = logging.getLogger("trt_modnet")

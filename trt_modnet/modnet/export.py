@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import torch
 
-from trt_modnet.modelfile import INPUT_NAME, OUTPUT_NAME, RANDOM_WEIGHTS_KEY
+from trt_modnet.graph.modelfile import INPUT_NAME, OUTPUT_NAME, RANDOM_WEIGHTS_KEY
 from trt_modnet.modnet.model import MatteOnly, MODNet
 
 DEFAULT_OPSET = 17

@@ -15,13 +15,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from trt_modnet.graph import BACKGROUND, FRAMES, IMAGE, input_names, size_feeds, spec_of
-from trt_modnet.official import inference_size, network_input, session_options
+from trt_modnet.graph.deploy import BACKGROUND, FRAMES, IMAGE, input_names, size_feeds, spec_of
+from trt_modnet.graph.official import inference_size, network_input, session_options
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
 
 class OnnxRuntimeRunner(Runner):
-    """Runs a deployment graph (`trt_modnet.graph.build`) with ONNX Runtime's CPU provider."""
+    """Runs a deployment graph (`trt_modnet.graph.deploy.build`) with ONNX Runtime's CPU provider."""
 
     def __init__(self, deploy: onnx.ModelProto, *, threads: int = 2, depth: int = DEFAULT_DEPTH) -> None:
         super().__init__(depth)

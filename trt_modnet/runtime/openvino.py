@@ -1,7 +1,7 @@
 """The OpenVINO CPU runner: the deployment graph compiled per frame size, in the stages of a precision recipe.
 
-Each stage of the recipe (`trt_modnet.precision.stages`) is compiled for the video's exact shapes: static
-shapes measured 13% faster than dynamic ones (0.33 against 0.38 s per 720p frame, FP32, 2 cores). A
+Each stage of the recipe (`trt_modnet.graph.precision.stages`) is compiled for the video's exact shapes:
+static shapes measured 13% faster than dynamic ones (0.33 against 0.38 s per 720p frame, FP32, 2 cores). A
 compile costs about 1 s for the three stages of `bf16`, once per frame size (the next clip of a folder at
 the same size reuses it; a short last batch runs padded). Stages pass tensors to each other without
 copies. `streams` batches run at once, each on its own OpenVINO stream; on 2 cores two streams of one
@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import BACKGROUND, FRAMES, IMAGE, size_feeds, spec_of
-from trt_modnet.official import inference_size, network_input
-from trt_modnet.precision import Stage, stages
+from trt_modnet.graph.deploy import BACKGROUND, FRAMES, IMAGE, size_feeds, spec_of
+from trt_modnet.graph.official import inference_size, network_input
+from trt_modnet.graph.precision import Stage, stages
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
 INSTALL_HINT = "pip install openvino"
@@ -51,7 +51,7 @@ class OpenVinoSettings:
 
 
 class OpenVinoRunner(Runner):
-    """Runs a deployment graph (`trt_modnet.graph.build`) with OpenVINO on the CPU."""
+    """Runs a deployment graph (`trt_modnet.graph.deploy.build`) with OpenVINO on the CPU."""
 
     def __init__(
         self, deploy: onnx.ModelProto, settings: OpenVinoSettings, *, depth: int = DEFAULT_DEPTH

@@ -1,5 +1,5 @@
 """Backend and precision choice: TensorRT on an NVIDIA GPU when it is usable, else the fastest faithful CPU
-configuration: OpenVINO with the recipe the precision gate (`trt_modnet.gate`) measured for this model
+configuration: OpenVINO with the recipe the precision gate (`trt_modnet.graph.gate`) measured for this model
 where the CPU has bf16 (AVX512_BF16 or AMX), OpenVINO FP32 elsewhere, ONNX Runtime FP32 when OpenVINO is
 not installed (docs/cpu.md).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.precision import LOW, PRECISIONS
+from trt_modnet.graph.precision import LOW, PRECISIONS
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
 from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
 from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
@@ -21,7 +21,7 @@ from trt_modnet.tensorrt import missing_for_tensorrt, nvidia_device_nodes, tenso
 if TYPE_CHECKING:
     import onnx
 
-    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph.deploy import DeploySpec
 
 BACKENDS = ("auto", "onnxruntime", "openvino", "tensorrt")
 #: What each backend can run; the first is its default (OpenVINO's: the precision gate's pick).
@@ -134,8 +134,8 @@ def open_runner(
     ends the line that names the backend (the live default model)."""
     log = log or logging.getLogger("trt_modnet")
     choice = choose(backend, precision, log)
-    from trt_modnet.graph import build
-    from trt_modnet.modelfile import load_modnet
+    from trt_modnet.graph.deploy import build
+    from trt_modnet.graph.modelfile import load_modnet
 
     modnet = load_modnet(model_path)
     if choice.backend == "tensorrt":
@@ -153,7 +153,7 @@ def open_runner(
         deploy = build(modnet, spec)
         chosen = choice.precision
         if chosen == "auto":
-            from trt_modnet.gate import verdict_for
+            from trt_modnet.graph.gate import verdict_for
 
             verdict = verdict_for(model_path, modnet, spec.ref_size, threads=threads, log=log)
             chosen, reason = verdict.recipe, f"{reason}; {verdict.line()}"

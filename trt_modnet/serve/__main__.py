@@ -11,7 +11,7 @@ from pathlib import Path
 
 from trt_modnet.cli import positive_int, run_main, setup_logging
 from trt_modnet.errors import MattingError
-from trt_modnet.precision import PRECISIONS
+from trt_modnet.graph.precision import PRECISIONS
 from trt_modnet.runtime.select import BACKENDS
 from trt_modnet.serve.settings import (
     DEFAULT_PORT,

@@ -40,7 +40,7 @@ from trt_modnet.tensorrt.profiles import (
 if TYPE_CHECKING:
     import onnx
 
-    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph.deploy import DeploySpec
 
 log = logging.getLogger("trt_modnet")
 
@@ -256,7 +256,7 @@ class EngineLoader:
         engines_dir: Path = Path("engines"),
         settings: BuildSettings | None = None,
     ) -> None:
-        from trt_modnet.graph import size_feeds
+        from trt_modnet.graph.deploy import size_feeds
 
         self.deploy = deploy
         self.spec = spec

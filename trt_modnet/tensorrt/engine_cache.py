@@ -29,7 +29,7 @@ from trt_modnet.tensorrt.profiles import InputRanges, ShapeRange
 if TYPE_CHECKING:
     import onnx
 
-    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph.deploy import DeploySpec
 
 log = logging.getLogger("trt_modnet")
 
@@ -192,6 +192,6 @@ def write_atomic(path: Path, data: bytes) -> None:
 def recipe_of(spec: DeploySpec) -> str:
     if not spec.fp16:
         return "fp32"
-    from trt_modnet.fp16 import RECIPE
+    from trt_modnet.graph.fp16 import RECIPE
 
     return str(RECIPE)

@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from trt_modnet.errors import MattingError
-from trt_modnet.official import SIZE_MULTIPLE
+from trt_modnet.graph.official import SIZE_MULTIPLE
 
 if TYPE_CHECKING:
-    from trt_modnet.graph import DeploySpec
+    from trt_modnet.graph.deploy import DeploySpec
 
 #: Named frame sizes (height, width) for `--profile`.
 PRESETS: dict[str, tuple[int, int]] = {

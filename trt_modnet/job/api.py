@@ -13,26 +13,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trt_modnet.errors import MattingError
-from trt_modnet.file_job import FileHooks, ProgressCallback, open_job_runner, process_file
-from trt_modnet.graph import OUTPUTS, DeploySpec
-from trt_modnet.inputs import collect_inputs
-from trt_modnet.job import JobSettings
-from trt_modnet.live import DROPS, is_stream_job, run_stream_job
+from trt_modnet.graph.deploy import OUTPUTS, DeploySpec
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
+from trt_modnet.graph.precision import PRECISIONS
+from trt_modnet.job.file_job import FileHooks, ProgressCallback, open_job_runner, process_file
+from trt_modnet.job.inputs import collect_inputs
+from trt_modnet.job.live import DROPS, is_stream_job, run_stream_job
+from trt_modnet.job.ofd import SmoothedOutputs
+from trt_modnet.job.plan import FilePlan, plan_run, prepare_destinations
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult
 from trt_modnet.models import resolve_model
 from trt_modnet.models.download import DownloadSettings
-from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
-from trt_modnet.plan import FilePlan, plan_run, prepare_destinations
-from trt_modnet.precision import PRECISIONS
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import BACKENDS
-from trt_modnet.summary import FileResult
 from trt_modnet.video import FORMATS
 from trt_modnet.video.formats import TIMESTAMPS
 from trt_modnet.video.streams import STREAM_FORMATS
 
 if TYPE_CHECKING:
-    from trt_modnet.matter import Matter
+    from trt_modnet.job.matter import Matter
 
 PathLike = str | os.PathLike[str]
 
@@ -239,7 +239,7 @@ def run_job(
     job: JobSettings, hooks: FileHooks | None = None, matter: Matter | None = None
 ) -> list[FileResult]:
     """Process every input; a failed file never stops the batch. Ctrl-C propagates."""
-    if is_stream_job(job):  # standard input or output, a URL, a camera: trt_modnet.live
+    if is_stream_job(job):  # standard input or output, a URL, a camera: trt_modnet.job.live
         if matter is not None:
             raise MattingError("a stream job opens its own runner (live: the webcam model): drop matter")
         return run_stream_job(job)

@@ -16,18 +16,18 @@ from typing import Any, Union
 
 import numpy as np
 
-from trt_modnet.background import cover, parse_colour
 from trt_modnet.errors import MattingError
-from trt_modnet.file_job import Cancelled
-from trt_modnet.graph import OUTPUTS, DeploySpec
-from trt_modnet.job import JobSettings
+from trt_modnet.graph.deploy import OUTPUTS, DeploySpec
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
+from trt_modnet.job.background import cover, parse_colour
+from trt_modnet.job.file_job import Cancelled
+from trt_modnet.job.pipeline import Pipeline, PipelineSettings
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.threads import thread_budget
 from trt_modnet.models import resolve_model
 from trt_modnet.models.download import DownloadSettings
-from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
-from trt_modnet.pipeline import Pipeline, PipelineSettings
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import Choice, choose, open_runner
-from trt_modnet.threads import thread_budget
 from trt_modnet.video import Frame
 
 log = logging.getLogger("trt_modnet")

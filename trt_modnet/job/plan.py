@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.inputs import is_image
-from trt_modnet.threads import beside_gpu, encoder_instances
+from trt_modnet.job.inputs import is_image
+from trt_modnet.job.threads import beside_gpu, encoder_instances
 from trt_modnet.video import OutputSpec, default_output_path
 from trt_modnet.video.formats import check_parent_folder, resolve_format
 from trt_modnet.video.staging import remove_stale
 
 if TYPE_CHECKING:
-    from trt_modnet.job import JobSettings
+    from trt_modnet.job.settings import JobSettings
 
 log = logging.getLogger("trt_modnet")
 

@@ -1,7 +1,7 @@
 """CPU precision recipes: which parts of the deployment graph run in which precision.
 
 Which recipe a model runs with `--precision auto` is measured per model by the precision gate
-(`trt_modnet.gate`, docs/cpu.md); the table below is the history that chose the `bf16` partition.
+(`trt_modnet.graph.gate`, docs/cpu.md); the table below is the history that chose the `bf16` partition.
 
 A recipe never lowers the pixel arithmetic: casts, the INTER_AREA taps, normalisation, rounding and
 compositing stay FP32, because bf16 keeps 8 significant bits and the taps sum hundreds of pixels.
@@ -38,7 +38,7 @@ import onnx
 from onnx.utils import Extractor
 
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import WRAPPER_PREFIX
+from trt_modnet.graph.deploy import WRAPPER_PREFIX
 
 #: Bumped whenever a recipe's partition changes: the precision gate's cached verdicts then run again.
 RECIPE_VERSION = 2
@@ -72,7 +72,7 @@ class Recipe:
     keep_fp32: tuple[str, ...]
 
 
-#: Fastest first: the precision gate (`trt_modnet.gate`) tries them in this order, then FP32.
+#: Fastest first: the precision gate (`trt_modnet.graph.gate`) tries them in this order, then FP32.
 RECIPES = {
     "bf16-all": Recipe("bf16-all", "all of MODNet in bf16; pixel operations FP32", ()),
     "bf16-head": Recipe(

@@ -16,7 +16,7 @@ alternated: `benchmarks.host_input`). The matte moves by at most one step agains
 
 Resize. The official procedure resizes with OpenCV's INTER_AREA both ways. TensorRT's ONNX parser
 supports Resize only in `nearest`/`linear` modes without antialiasing (onnx-tensorrt docs/operators.md),
-so the graph applies OpenCV's own INTER_AREA weights (`trt_modnet.resize`), per axis, as k taps: Gather
+so the graph applies OpenCV's own INTER_AREA weights (`trt_modnet.graph.resize`), per axis, as k taps: Gather
 the k input rows of each output row, multiply by their weights, ReduceSum. Against the official matte
 (stand-in model, 24 shared inputs, mean |delta alpha| in 1/255; `python -m benchmarks.parity`, results in
 benchmarks/results/parity_synthetic.json):
@@ -64,12 +64,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from trt_modnet import fp16
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
-from trt_modnet.modelfile import RANDOM_WEIGHTS_KEY, check_modnet_signature, load_modnet
-from trt_modnet.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
-from trt_modnet.resize import area_taps
+from trt_modnet.graph import fp16
+from trt_modnet.graph.modelfile import RANDOM_WEIGHTS_KEY, check_modnet_signature, load_modnet
+from trt_modnet.graph.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE, inference_size
+from trt_modnet.graph.resize import area_taps
 
 OUTPUTS = ("alpha", "rgba", "composite")
 FRAMES = "frames"
@@ -77,7 +77,7 @@ BACKGROUND = "background"
 #: MODNet's input prepared on the host (`DeploySpec.host_input`): float32 [N,3,IH,IW] in [-1,1].
 IMAGE = "image"
 DOWN_FEEDS = ("down_h_index", "down_h_weight", "down_w_index", "down_w_weight")
-# Per axis: tap indices (int32) and weights (float32), both [out, k]; see trt_modnet.resize.
+# Per axis: tap indices (int32) and weights (float32), both [out, k]; see trt_modnet.graph.resize.
 SIZE_FEEDS = (
     "down_h_index",
     "down_h_weight",
@@ -225,7 +225,7 @@ def spec_of(deploy: onnx.ModelProto) -> DeploySpec:
     if missing:
         raise MattingError(
             f"not a trt_modnet deployment graph: metadata {', '.join(missing)} missing "
-            "(build one with python -m trt_modnet.graph)"
+            "(build one with python -m trt_modnet.graph.deploy)"
         )
     return DeploySpec(
         outputs=tuple(props[META_OUTPUTS].split(",")),
@@ -404,7 +404,7 @@ class _Nodes:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m trt_modnet.graph",
+        prog="python -m trt_modnet.graph.deploy",
         description="Write the deployment graph of a MODNet ONNX: uint8 frames [N,H,W,3] in, uint8 "
         "alpha / rgba / composite out, INTER_AREA resizing and normalisation inside. ONNX Runtime runs "
         "it; trtexec and trt_modnet's engine builder compile it.",
@@ -417,7 +417,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--outputs", default="rgba", help=f"comma-separated, from {','.join(OUTPUTS)} (default rgba)"
     )
     p.add_argument("--ref-size", type=int, default=DEFAULT_REF_SIZE, help="official ref_size (default 512)")
-    p.add_argument("--fp16", action="store_true", help="mixed precision for TensorRT (see trt_modnet.fp16)")
+    p.add_argument(
+        "--fp16", action="store_true", help="mixed precision for TensorRT (see trt_modnet.graph.fp16)"
+    )
     return p.parse_args(argv)
 
 

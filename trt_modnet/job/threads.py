@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from trt_modnet.job import JobSettings
+    from trt_modnet.job.settings import JobSettings
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from trt_modnet.errors import MattingError
-from trt_modnet.modelfile import load_modnet
+from trt_modnet.graph.modelfile import load_modnet
 
 DEFAULT_REF_SIZE = 512
 SIZE_MULTIPLE = 32
@@ -35,7 +35,7 @@ def check_network_size(height: int, width: int) -> None:
     if height % SIZE_MULTIPLE or width % SIZE_MULTIPLE or height <= 0 or width <= 0:
         raise MattingError(
             f"MODNet input {width}x{height}: height and width must be positive multiples of 32 "
-            "(resize with trt_modnet.official.inference_size first)"
+            "(resize with trt_modnet.graph.official.inference_size first)"
         )
 
 

@@ -3,7 +3,7 @@
 A recipe's drift depends on the weights (their activation ranges), so no verdict measured on one model
 holds for another. With `--precision auto` on OpenVINO, the gate runs the model's deployment graph in
 FP32 and in each lower-precision recipe this CPU can run, fastest first (`precision.RECIPES`), on the
-calibration frames shipped in the package (`trt_modnet/calibration/`: six 256x256 crops of public-domain
+calibration frames shipped in the package (`trt_modnet/graph/calibration/`: six 256x256 crops of public-domain
 portraits: faces, hair, a hand, busy backgrounds), and takes the first that keeps mean <= 0.5/255 and
 p99 <= 3/255 on every frame; none: FP32. The verdict is cached beside the converted models,
 `$TRT_MODNET_HOME/models/onnx/<sha256 of the ONNX>.precision.json`, under a key of the model digest, the
@@ -27,8 +27,8 @@ import numpy as np
 import onnx
 
 from trt_modnet.errors import MattingError
+from trt_modnet.graph.precision import LOW, RECIPE_VERSION, Drift, unavailable_reason
 from trt_modnet.models.cache import file_digest, locked, models_dir, writable_dir
-from trt_modnet.precision import LOW, RECIPE_VERSION, Drift, unavailable_reason
 
 #: Bumped when the calibration set, the bounds or the measurement change.
 GATE_VERSION = 1
@@ -63,7 +63,7 @@ def calibration_frames() -> np.ndarray:
     """The shipped calibration frames, RGB uint8 [N, 256, 256, 3]."""
     import cv2
 
-    folder = resources.files("trt_modnet") / "calibration"
+    folder = resources.files("trt_modnet.graph") / "calibration"
     images = []
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".jpg"):
@@ -155,7 +155,7 @@ def measure(
 ) -> Verdict:
     """Each recipe of `names` (fastest first) against FP32 on the calibration frames; the first within the
     bounds on every frame wins (all are measured when `exhaustive`)."""
-    from trt_modnet.graph import DeploySpec, build
+    from trt_modnet.graph.deploy import DeploySpec, build
 
     started = time.perf_counter()
     frames = calibration_frames() if frames is None else frames

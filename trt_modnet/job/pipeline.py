@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from trt_modnet.background import Background
-from trt_modnet.ofd import SmoothedOutputs
+from trt_modnet.job.background import Background
+from trt_modnet.job.ofd import SmoothedOutputs
 from trt_modnet.runtime.base import Lease, Runner
 from trt_modnet.video import Frame, Writer
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trt_modnet.official import DEFAULT_REF_SIZE
+from trt_modnet.graph.official import DEFAULT_REF_SIZE
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class JobSettings:
     precision: str = "auto"
     batch: int = 4
     ref_size: int = DEFAULT_REF_SIZE
-    #: Inference threads; None: the thread budget's share for this machine (trt_modnet.threads).
+    #: Inference threads; None: the thread budget's share for this machine (trt_modnet.job.threads).
     threads: int | None = None
     start: float | None = None
     duration: float | None = None
@@ -48,7 +48,7 @@ class JobSettings:
     ray: str | None = None
     #: With `ray`: split videos at keyframes into pieces of about this many seconds, joined after.
     segment_seconds: float | None = None
-    #: Streams (trt_modnet.live): a live source (None: URLs and devices are, files and stdin are not).
+    #: Streams (trt_modnet.job.live): a live source (None: URLs and devices are, files and stdin are not).
     live: bool | None = None
     #: "late" drops frames over the latency budget, "never" keeps all; None: late when live.
     drop: str | None = None

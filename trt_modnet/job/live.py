@@ -33,17 +33,17 @@ from types import FrameType
 import numpy as np
 from tqdm import tqdm
 
-from trt_modnet.background import open_background
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import DeploySpec
-from trt_modnet.job import JobSettings
+from trt_modnet.graph.deploy import DeploySpec
+from trt_modnet.job.background import open_background
+from trt_modnet.job.ofd import SmoothedOutputs
+from trt_modnet.job.pipeline import Pipeline, PipelineSettings
+from trt_modnet.job.preview import ContactSheet
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult
 from trt_modnet.models import MODEL_ENV, resolve_model
 from trt_modnet.models.download import DownloadSettings
-from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.pipeline import Pipeline, PipelineSettings
-from trt_modnet.preview import ContactSheet
 from trt_modnet.runtime.base import Runner
-from trt_modnet.summary import FileResult
 from trt_modnet.video import Frame, OutputSpec, open_reader, open_writer
 from trt_modnet.video.streams import (
     STDIO,
@@ -278,7 +278,7 @@ def run_stream_job(job: JobSettings, *, runner: Runner | None = None) -> list[Fi
         feed = _feed(job, reader, stats, live).start()  # reading from now on: a live source does not wait
         stack.callback(_stop_feed, feed, reader)
         if runner is None:
-            from trt_modnet.file_job import open_job_runner
+            from trt_modnet.job.file_job import open_job_runner
 
             path = resolve_model(model, DownloadSettings(progress=not job.quiet))
             spec = DeploySpec(outputs=needed, ref_size=job.ref_size)
@@ -325,8 +325,8 @@ def _output_specs(job: JobSettings) -> list[tuple[str, Path]]:
 
 
 def _graph_outputs(job: JobSettings, outputs: list[tuple[str, Path]]) -> tuple[str, ...]:
-    from trt_modnet.api import graph_outputs
-    from trt_modnet.plan import FilePlan
+    from trt_modnet.job.api import graph_outputs
+    from trt_modnet.job.plan import FilePlan
 
     specs = tuple(OutputSpec(path, content=mode) for mode, path in outputs)
     return graph_outputs(job, [FilePlan(Path(job.inputs[0]), specs, job.preview)])

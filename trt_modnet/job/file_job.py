@@ -12,20 +12,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from trt_modnet.background import open_background
 from trt_modnet.errors import MattingError
-from trt_modnet.graph import DeploySpec
-from trt_modnet.job import JobSettings
-from trt_modnet.ofd import SmoothedOutputs
-from trt_modnet.official import inference_size
-from trt_modnet.pipeline import Pipeline, PipelineSettings
-from trt_modnet.plan import FilePlan
-from trt_modnet.preview import ContactSheet
-from trt_modnet.resources import bounded_batch, warn_if_large_frame, warn_if_low_space
+from trt_modnet.graph.deploy import DeploySpec
+from trt_modnet.graph.official import inference_size
+from trt_modnet.job.background import open_background
+from trt_modnet.job.ofd import SmoothedOutputs
+from trt_modnet.job.pipeline import Pipeline, PipelineSettings
+from trt_modnet.job.plan import FilePlan
+from trt_modnet.job.preview import ContactSheet
+from trt_modnet.job.resources import bounded_batch, warn_if_large_frame, warn_if_low_space
+from trt_modnet.job.settings import JobSettings
+from trt_modnet.job.summary import FileResult
+from trt_modnet.job.threads import decoder_for, thread_budget
 from trt_modnet.runtime.base import Runner
 from trt_modnet.runtime.select import open_runner
-from trt_modnet.summary import FileResult
-from trt_modnet.threads import decoder_for, thread_budget
 from trt_modnet.video import Frame, open_reader, open_writer
 
 log = logging.getLogger("trt_modnet")

@@ -1,0 +1,1 @@
+"""The main job: settings, planning, one file's run, the pipeline, live streams, and the Python API."""

@@ -57,3 +57,14 @@ def test_fixed_seed_fuzz_cases_pass(tmp_path: Path, random_onnx: Path) -> None:
         if not outcome.passed:
             failed.append(f"{case}: {outcome.verdict}\n{outcome.stderr_tail}")
     assert not failed, "\n".join(failed)
+
+
+def test_replayed_case_an_absurd_mov_timescale_runs(tmp_path: Path, random_onnx: Path) -> None:
+    """Seed 26, case 52 of the committed fuzz run: mdhd's timescale set to 2^31-1 made a frame rate of
+    1480283433/23 fps, whose time base PyAV could not give the writer (an OverflowError traceback)."""
+    need(VIDEOS / "carphone_qcif.mp4")
+    corpus = fuzz.make_corpus(tmp_path / "corpus", seconds=0.5)
+    case, data = fuzz.mutate(corpus, 26, 52)
+    assert case.source == "clip.mov" and case.mutation == "absurd: timescale = 2147483647"
+    outcome = fuzz.run_case(case, data, random_onnx, tmp_path)
+    assert outcome.passed, f"{outcome.verdict}\n{outcome.stderr_tail}"

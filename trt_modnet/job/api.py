@@ -19,8 +19,7 @@ from trt_modnet.graph.precision import PRECISIONS
 from trt_modnet.job.file_job import FileHooks, ProgressCallback, open_job_runner, process_file
 from trt_modnet.job.inputs import collect_inputs
 from trt_modnet.job.live import DROPS, is_stream_job, run_stream_job
-from trt_modnet.job.ofd import SmoothedOutputs
-from trt_modnet.job.plan import FilePlan, plan_run, prepare_destinations
+from trt_modnet.job.plan import graph_outputs, plan_run, prepare_destinations
 from trt_modnet.job.settings import JobSettings
 from trt_modnet.job.summary import FileResult
 from trt_modnet.models import resolve_model
@@ -273,12 +272,3 @@ def run_job(
         for plan in plans:
             results.append(process_file(job, runner, plan, hooks=hooks))
     return results
-
-
-def graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
-    wanted = {s.content for plan in plans for s in plan.outputs}
-    if job.ofd:
-        wanted = SmoothedOutputs.graph_outputs(wanted)
-    if job.preview is not None and not wanted & {"alpha", "rgba"}:
-        wanted.add("alpha")
-    return tuple(o for o in OUTPUTS if o in wanted)

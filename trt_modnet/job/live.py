@@ -325,8 +325,7 @@ def _output_specs(job: JobSettings) -> list[tuple[str, Path]]:
 
 
 def _graph_outputs(job: JobSettings, outputs: list[tuple[str, Path]]) -> tuple[str, ...]:
-    from trt_modnet.job.api import graph_outputs
-    from trt_modnet.job.plan import FilePlan
+    from trt_modnet.job.plan import FilePlan, graph_outputs
 
     specs = tuple(OutputSpec(path, content=mode) for mode, path in outputs)
     return graph_outputs(job, [FilePlan(Path(job.inputs[0]), specs, job.preview)])

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
+from trt_modnet.graph.deploy import OUTPUTS
 from trt_modnet.job.inputs import is_image
+from trt_modnet.job.ofd import SmoothedOutputs
 from trt_modnet.job.threads import beside_gpu, encoder_instances
 from trt_modnet.video import OutputSpec, default_output_path
 from trt_modnet.video.formats import check_parent_folder, resolve_format
@@ -211,3 +213,12 @@ def _preview_path(preview: Path, path: Path, naming: _Naming, total: int) -> Pat
 
 def _key(path: Path) -> Path:
     return Path(os.path.abspath(path)).resolve()
+
+
+def graph_outputs(job: JobSettings, plans: list[FilePlan]) -> tuple[str, ...]:
+    wanted = {s.content for plan in plans for s in plan.outputs}
+    if job.ofd:
+        wanted = SmoothedOutputs.graph_outputs(wanted)
+    if job.preview is not None and not wanted & {"alpha", "rgba"}:
+        wanted.add("alpha")
+    return tuple(o for o in OUTPUTS if o in wanted)

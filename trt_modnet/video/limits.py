@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from trt_modnet.errors import MattingError
@@ -24,6 +25,9 @@ class Limits:
     max_pixels: int = 16384 * 16384
     #: Above this a declared frame count is treated as unknown: it only sizes progress bars and batches.
     max_frames: int = 100_000_000
+    #: Above this a declared frame rate is treated as unknown (the fuzzer's mdhd timescale of 2^31-1 gave
+    #: 1480283433/23 fps, whose time base PyAV cannot set on the output: a traceback).
+    max_rate: int = 10_000
     #: Packets in a row that decode to no frame before the stream counts as stuck.
     max_silent_packets: int = 5000
     #: Seconds without a decoded frame (checked between packets) before the decoder counts as stuck.
@@ -49,6 +53,11 @@ def plausible_frame_count(count: int | None, limits: Limits = LIMITS) -> int | N
     if count is None or count <= 0 or count > limits.max_frames:
         return None
     return count
+
+
+def plausible_rate(rate: Fraction | None, limits: Limits = LIMITS) -> Fraction | None:
+    """A header's frame rate, or None when it is no rate a camera could have recorded."""
+    return rate if rate is not None and 0 < rate <= limits.max_rate else None
 
 
 def check_image_header(path: Path, limits: Limits = LIMITS) -> None:

@@ -25,7 +25,7 @@ from av.video.reformatter import VideoReformatter
 from trt_modnet.errors import MattingError
 from trt_modnet.video.colour import SWSCALE_THREADS, sws_name, yuv_matrix
 from trt_modnet.video.info import AudioInfo, Colour, Frame, VideoInfo
-from trt_modnet.video.limits import DecodeWatchdog, check_frame_size, plausible_frame_count
+from trt_modnet.video.limits import DecodeWatchdog, check_frame_size, plausible_frame_count, plausible_rate
 from trt_modnet.video.timeline import Timeline, seconds_to_pts
 
 log = logging.getLogger("trt_modnet")
@@ -214,8 +214,8 @@ class VideoReader:
             width=width,
             height=height,
             frame_count=plausible_frame_count(stream.frames),
-            average_rate=stream.average_rate,
-            real_rate=stream.base_rate,
+            average_rate=plausible_rate(stream.average_rate),
+            real_rate=plausible_rate(stream.base_rate),
             time_base=time_base,
             duration=_duration(stream, container),
             rotation=rotation,

@@ -225,7 +225,7 @@ def measure(video: Path, sizes: Sequence[int], repeat: int, cores: int) -> dict[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from benchmarks.throughput import _command, _load_average, system_info, versions
+    from benchmarks.machine import command, load_average, system_info, versions
     from trt_modnet.job.threads import available_cores
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -235,15 +235,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     cores = available_cores()
-    load_before = _load_average()
+    load_before = load_average()
     result = {
-        "command": _command(),
+        "command": command(),
         "method": METHOD,
         "system": system_info(),
         "versions": versions(),
         "cores": cores,
         "encoders": measure(args.video, args.sizes, args.repeat, cores),
-        "load_average_before_after": [load_before, _load_average()],
+        "load_average_before_after": [load_before, load_average()],
     }
     if args.json:
         write_result(args.json, result)

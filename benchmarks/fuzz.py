@@ -469,9 +469,9 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
 
 
 def _cpu() -> dict:
-    from benchmarks.throughput import _cpu_model, _load_average
+    from benchmarks.machine import cpu_model, load_average
 
-    return {"model": _cpu_model(), "load_average": _load_average(), "cores": os.cpu_count()}
+    return {"model": cpu_model(), "load_average": load_average(), "cores": os.cpu_count()}
 
 
 if __name__ == "__main__":

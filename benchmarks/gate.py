@@ -26,8 +26,8 @@ import av
 import numpy as np
 import onnx
 
+from benchmarks.machine import load_average, system_info
 from benchmarks.parity import RESULTS, ROOT, write_result
-from benchmarks.throughput import _load_average, system_info
 from trt_modnet.cli import run_main
 from trt_modnet.graph import gate
 from trt_modnet.graph.deploy import DeploySpec, build
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result: dict = {
         "command": "python -m benchmarks.gate " + " ".join(argv if argv is not None else sys.argv[1:]),
         "system": system_info(),
-        "load_average_before": _load_average(),
+        "load_average_before": load_average(),
         "cpu_class": gate.cpu_class(),
         "ref_size": args.ref_size,
         "bounds_per_frame": {"mean": MAX_DEFAULT_MEAN, "p99": MAX_DEFAULT_P99},
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 entry["seconds_per_frame_720p_batch4"] = speeds(modnet, every, args.rounds, args.threads)
             result["models"][label] = entry
             print(label, full.line(), entry.get("seconds_per_frame_720p_batch4"), file=sys.stderr)
-    result["load_average_after"] = _load_average()
+    result["load_average_after"] = load_average()
     write_result(args.json, result)
     return 0
 

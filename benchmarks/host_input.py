@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from benchmarks.machine import system_info, versions
 from benchmarks.parity import RESULTS, export_model, write_result
-from benchmarks.throughput import system_info, versions
 from trt_modnet.cli import run_main
 from trt_modnet.graph.deploy import BACKGROUND, FRAMES, WRAPPER_PREFIX, DeploySpec, build, size_feeds
 from trt_modnet.graph.modelfile import load_modnet

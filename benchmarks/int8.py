@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from benchmarks.machine import system_info
 from benchmarks.parity import CHECKPOINT, DATA, RESULTS, read_frames, shared_inputs, stats, write_result
-from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
 from trt_modnet.graph.deploy import DeploySpec, build

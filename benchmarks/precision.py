@@ -26,8 +26,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
+from benchmarks.machine import system_info
 from benchmarks.parity import RESULTS, export_model, shared_inputs, stats, write_result
-from benchmarks.throughput import system_info
 from trt_modnet.cli import run_main
 from trt_modnet.graph.deploy import DeploySpec, build
 from trt_modnet.graph.modelfile import load_modnet

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import av
 
+from benchmarks.machine import system_info
 from benchmarks.memory import make_clip
-from benchmarks.throughput import system_info
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 BATCH = ("carphone_qcif.mp4", "pancake_240p.mkv", "chaplin_360p.mp4", "bedroom_540p.mp4")

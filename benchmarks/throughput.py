@@ -28,11 +28,7 @@ import datetime as dt
 import json
 import logging
 import math
-import os
-import platform
-import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from collections import deque
@@ -41,10 +37,9 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import av
-import cv2
 import numpy as np
-import onnxruntime as ort
 
+from benchmarks.machine import command, load_average, system_info, versions
 from benchmarks.memory import REPO, JobOptions, job_argv, measure_memory, output_path, run_child
 from trt_modnet.cli import positive_int, run_main
 from trt_modnet.errors import MattingError
@@ -302,7 +297,7 @@ class Measured:
 
 def run_benchmark(s: BenchSettings, work: Path) -> dict[str, Any]:
     """Every measurement, `repeat` times each, configurations interleaved (medians reported)."""
-    m = Measured(load_at_start=_load_average())
+    m = Measured(load_at_start=load_average())
     frames: list[Frame] = []
     for _ in range(s.repeat):
         fps, frames = measure_decode(s.video, warmup=s.warmup, frames=s.frames)
@@ -400,7 +395,7 @@ def report(s: BenchSettings, m: Measured) -> dict[str, Any]:
     return {
         "benchmark": "trt_modnet throughput",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": _command(),
+        "command": command(),
         "input": {
             "video": str(s.video),
             "width": width,
@@ -422,7 +417,7 @@ def report(s: BenchSettings, m: Measured) -> dict[str, Any]:
         "system": {
             **system_info(),
             "load_average_at_start": m.load_at_start,
-            "load_average_at_end": _load_average(),
+            "load_average_at_end": load_average(),
         },
         "versions": versions(),
     }
@@ -474,82 +469,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     return value
-
-
-def _command() -> list[str]:
-    """The exact command line this process was started with."""
-    return list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-
-
-def system_info() -> dict[str, Any]:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return {
-        "cpu": _cpu_model(),
-        "cpu_flags": _cpu_flags(),
-        "logical_cpus": os.cpu_count(),
-        "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),
-        "gpu": _gpus(),
-        "platform": platform.platform(),
-    }
-
-
-def _load_average() -> list[float] | None:
-    """A busy machine makes every figure meaningless: the JSON keeps the evidence."""
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _cpu_flags() -> list[str]:
-    """The SIMD features that decide the CPU figures (AVX-512, VNNI, bf16, AMX), from /proc/cpuinfo."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = line.split(":", 1)[1].split()
-                return sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4")))
-    except OSError:
-        pass
-    return []
-
-
-def _gpus() -> list[str]:
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return []
-    query = [smi, "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"]
-    try:
-        out = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        return [f"nvidia-smi failed: {exc}"]
-    return [line.strip() for line in out.splitlines() if line.strip()]
-
-
-def versions() -> dict[str, str | None]:
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "onnxruntime": ort.__version__,
-        "av": av.__version__,
-        "ffmpeg": getattr(av, "ffmpeg_version_info", None),
-        "opencv": cv2.__version__,
-        "tensorrt": _tensorrt_version(),
-    }
-
-
-def _tensorrt_version() -> str | None:
-    try:
-        import tensorrt  # optional: only on GPU machines
-    except (ImportError, OSError):  # OSError: the bindings wheel without its libraries
-        return None
-    return str(tensorrt.__version__)
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -94,8 +94,12 @@ def cli(capsys: pytest.CaptureFixture[str], fresh_cli_logging: None) -> Cli:
     """A command line run in this process, without a start-up: `cli(*args, main=process.main)`, with the
     exit code, stdout and stderr that `python -m` would give (through run_main). `main` is any entry
     point's `main(argv)`."""
-    from trt_modnet import process
+    import importlib
+
     from trt_modnet.cli import run_main
+
+    # The module, not the package's lazy `process` function of the same name.
+    process = importlib.import_module("trt_modnet.process")
 
     def run(*args: str | Path, main: Callable[[list[str]], int] = process.main) -> Completed:
         argv = [str(a) for a in args]

@@ -94,28 +94,7 @@ def test_upload_poll_download_equals_cli(client: TestClient, tmp_path: Path) -> 
     for out in job["outputs"]:
         body = client.get(out["url"]).content
         assert len(body) == out["size"]
-        if out["name"].endswith(".mp4") and body != (cli / out["name"]).read_bytes():
-            # Seen once, in a CI run under load: the H.264 matte differed in a few bytes (not reproduced
-            # in 8 runs since). The lossy file then has to decode to the CLI's pictures within H.264's
-            # rounding; every lossless output stays byte-identical.
-            _assert_same_pictures(body, cli / out["name"], tmp_path)
-            continue
         assert body == (cli / out["name"]).read_bytes(), out["name"]
-
-
-def _assert_same_pictures(body: bytes, reference: Path, tmp: Path) -> None:
-    import av
-    import numpy as np
-
-    served = tmp / "served.mp4"
-    served.write_bytes(body)
-    frames = []
-    for path in (served, reference):
-        with av.open(str(path)) as c:
-            frames.append(np.stack([f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]))
-    assert frames[0].shape == frames[1].shape
-    delta = np.abs(frames[0] - frames[1])
-    assert delta.mean() < 0.5 and delta.max() <= 8, (delta.mean(), delta.max())
 
 
 def test_composite_over_an_uploaded_image_equals_cli(client: TestClient, tmp_path: Path) -> None:
@@ -130,9 +109,7 @@ def test_composite_over_an_uploaded_image_equals_cli(client: TestClient, tmp_pat
     assert [o["name"] for o in job["outputs"]] == sorted(
         p.name for p in cli.iterdir() if p.name != "input0.mp4"
     )
-    body = client.get(video["url"]).content
-    if body != (cli / video["name"]).read_bytes():  # see test_upload_poll_download_equals_cli
-        _assert_same_pictures(body, cli / video["name"], tmp_path)
+    assert client.get(video["url"]).content == (cli / video["name"]).read_bytes()
 
 
 def test_range_request_serves_a_slice(client: TestClient) -> None:

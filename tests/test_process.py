@@ -253,3 +253,22 @@ def test_composite_over_a_video_background_with_ofd_and_preview(
         assert np.abs(composite[i].astype(np.float64) - blend).max() <= 1.0
     (sheet,), _ = decode(preview)
     assert sheet.shape[1] > 3 * 300  # input | matte | composite side by side
+
+
+def test_a_missing_preview_is_made_for_outputs_that_exist(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
+    src = need(VIDEOS / "carphone_qcif.mp4")
+    out, first, second = tmp_path / "clip.mov", tmp_path / "first.png", tmp_path / "second.png"
+    common = ("--model", synthetic_onnx, "--duration", "0.2", *FAST)
+    assert cli(src, "-o", out, "--preview", first, *common).returncode == 0
+    made = out.stat().st_mtime_ns, out.read_bytes()
+
+    again = cli(src, "-o", out, "--preview", second, *common)  # only the preview is missing
+    assert again.returncode == 0, again.stderr
+    assert second.read_bytes() == first.read_bytes()
+    assert (out.stat().st_mtime_ns, out.read_bytes()) == made  # the existing output left alone
+
+    summary = [a for a in common if a != "--quiet"]
+    skipped = cli(src, "-o", out, "--preview", second, *summary)
+    assert skipped.returncode == 0
+    (row,) = [line for line in skipped.stdout.splitlines() if "skipped (" in line]
+    assert "clip.mov" in row  # names the output that exists, not the input

@@ -83,7 +83,8 @@ def process_file(
         log.error("%s", plan.problem)
         return FileResult(path, 0, 0.0, path, f"failed: {plan.problem}")
     if not plan.todo_paths:
-        return FileResult(path, 0, 0.0, path, "skipped (output exists; --overwrite replaces it)")
+        shown = plan.existing[0] if plan.existing else path
+        return FileResult(path, 0, 0.0, shown, "skipped (output exists; --overwrite replaces it)")
     assert runner is not None
     first = plan.todo_paths[0]
     started = time.perf_counter()

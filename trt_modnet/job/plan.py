@@ -38,6 +38,8 @@ class FilePlan:
     outputs: tuple[OutputSpec, ...]
     preview: Path | None
     problem: str | None = None  # set: the input fails with this message before any work
+    #: Outputs left alone because they exist (without --overwrite), for the summary's output column.
+    existing: tuple[Path, ...] = ()
 
     @property
     def todo_paths(self) -> list[Path]:
@@ -149,9 +151,11 @@ def _plan_file(
     if problem:
         return FilePlan(path, specs, preview, problem)
     todo = tuple(s for s in specs if job.overwrite or not os.path.lexists(s.path))
+    existing = tuple(s.path for s in specs if s not in todo)
     if preview is not None and not job.overwrite and os.path.lexists(preview):
+        existing += (preview,)
         preview = None
-    return FilePlan(path, todo, preview)
+    return FilePlan(path, todo, preview, existing=existing)
 
 
 def _own_problem(own: list[Path], inputs: list[Path]) -> str | None:

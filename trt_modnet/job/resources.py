@@ -42,7 +42,9 @@ def bounded_batch(batch: int, frames: int | None, height: int, width: int, path:
 
 def warn_if_large_frame(path: Path, height: int, width: int, contents: tuple[str, ...]) -> None:
     """One line before a frame size whose memory cost is large: a warning when it exceeds what is free."""
-    need = max(_PEAK_BYTES_PER_PIXEL[c] for c in contents) * height * width
+    # No outputs to write (only the preview is missing): the matte alone.
+    need = max((_PEAK_BYTES_PER_PIXEL[c] for c in contents), default=_PEAK_BYTES_PER_PIXEL["alpha"])
+    need *= height * width
     available = _available_memory()
     if need > available:
         log.warning(

@@ -255,7 +255,9 @@ def test_composite_over_a_video_background_with_ofd_and_preview(
     assert sheet.shape[1] > 3 * 300  # input | matte | composite side by side
 
 
-def test_a_missing_preview_is_made_for_outputs_that_exist(cli: Cli, synthetic_onnx: Path, tmp_path: Path) -> None:
+def test_a_missing_preview_is_made_for_outputs_that_exist(
+    cli: Cli, synthetic_onnx: Path, tmp_path: Path
+) -> None:
     src = need(VIDEOS / "carphone_qcif.mp4")
     out, first, second = tmp_path / "clip.mov", tmp_path / "first.png", tmp_path / "second.png"
     common = ("--model", synthetic_onnx, "--duration", "0.2", *FAST)

@@ -33,7 +33,7 @@ def synthetic_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stand-in checkpoint exported by `python -m trt_modnet.export`, as a user exports the official one
     (alone in its folder, so that tests can see what else the export left there)."""
     pytest.importorskip("torch")
-    from trt_modnet import export
+    from trt_modnet.training import export
 
     out = tmp_path_factory.mktemp("models") / "modnet_synthetic.onnx"
     assert export.main([str(need(CHECKPOINT)), "-o", str(out)]) == 0

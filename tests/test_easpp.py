@@ -12,7 +12,6 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from tests.conftest import CHECKPOINT, VIDEOS, need  # noqa: E402
-from trt_modnet.export import main as export_main  # noqa: E402
 from trt_modnet.graph.deploy import DeploySpec, build  # noqa: E402
 from trt_modnet.graph.official import RawModnet, official_matte  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint, read_state_dict, save_checkpoint  # noqa: E402
@@ -24,6 +23,7 @@ from trt_modnet.modnet.data import (  # noqa: E402
 from trt_modnet.modnet.model import MODNet  # noqa: E402
 from trt_modnet.modnet.train import TrainSettings, make_optimizer, supervised_step  # noqa: E402
 from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner  # noqa: E402
+from trt_modnet.training.export import main as export_main  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1054,9 +1054,9 @@ def test_a_profile_tensorrt_refuses_is_one_clear_error(tmp_path: Path, fake_buil
 
 
 def test_device_checks_host_ceiling_runs_on_emulated_cuda(host_cudart: HostCudart) -> None:
-    """The no-op-engine step of benchmarks/device_check.py, on the CPU (nobody here has a GPU)."""
-    from benchmarks import device_check
+    """The no-op-engine step of the device check (benchmarks/device/runner.py), on the CPU (no GPU here)."""
+    from benchmarks.device import runner
 
-    figures = device_check.host_ceiling(sizes=((36, 52),), batches=5)
+    figures = runner.host_ceiling(sizes=((36, 52),), batches=5)
     assert set(figures) == {"fps_36p_pinned", "fps_36p_numpy"} and min(figures.values()) > 0
     assert host_cudart.memory == {}

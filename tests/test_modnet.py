@@ -11,7 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from tests.conftest import CHECKPOINT, KEYS_FILE, Cli, need  # noqa: E402
-from trt_modnet import export  # noqa: E402
 from trt_modnet.cli import setup_logging  # noqa: E402
 from trt_modnet.errors import MattingError  # noqa: E402
 from trt_modnet.graph.modelfile import load_modnet  # noqa: E402
@@ -19,6 +18,7 @@ from trt_modnet.graph.official import RawModnet  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint  # noqa: E402
 from trt_modnet.modnet.export import random_model  # noqa: E402
 from trt_modnet.modnet.model import MODNet  # noqa: E402
+from trt_modnet.training import export  # noqa: E402
 
 
 def official_keys() -> dict[str, tuple[int, ...]]:

@@ -14,13 +14,13 @@ torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 from tests.conftest import CHECKPOINT, IMAGES, VIDEOS, Cli, need  # noqa: E402
-from trt_modnet.adapt import main as adapt_main  # noqa: E402
 from trt_modnet.cli import run_main  # noqa: E402
-from trt_modnet.export import main as export_main  # noqa: E402
 from trt_modnet.graph.official import RawModnet, official_matte  # noqa: E402
 from trt_modnet.modnet.checkpoint import load_checkpoint  # noqa: E402
 from trt_modnet.modnet.data import network_input, sample_frames, video_frames  # noqa: E402
 from trt_modnet.modnet.soc import SocSettings, adapt  # noqa: E402
+from trt_modnet.training.adapt import main as adapt_main  # noqa: E402
+from trt_modnet.training.export import main as export_main  # noqa: E402
 from trt_modnet.video import open_reader  # noqa: E402
 
 CARPHONE = VIDEOS / "carphone_qcif.mp4"

@@ -18,7 +18,7 @@ from trt_modnet.modnet.data import normalise, synthetic_pair  # noqa: E402
 from trt_modnet.modnet.losses import semantic_target, supervised_losses, trimap_from_matte  # noqa: E402
 from trt_modnet.modnet.model import MODNet  # noqa: E402
 from trt_modnet.modnet.train import TrainSettings, derived_trimap, make_optimizer, supervised_step  # noqa: E402
-from trt_modnet.train import main as train_main  # noqa: E402
+from trt_modnet.training.train import main as train_main  # noqa: E402
 
 
 def synthetic_batch(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

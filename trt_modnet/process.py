@@ -15,7 +15,7 @@ from trt_modnet.errors import MattingError
 from trt_modnet.graph.deploy import OUTPUTS
 from trt_modnet.graph.official import DEFAULT_REF_SIZE, SIZE_MULTIPLE
 from trt_modnet.graph.precision import PRECISIONS
-from trt_modnet.job.api import process, run_job, settings_from  # noqa: F401 - re-exported
+from trt_modnet.job.api import process, settings_from
 from trt_modnet.job.live import DROPS, is_stream_job
 from trt_modnet.job.settings import JobSettings
 from trt_modnet.job.summary import FileResult, print_summary

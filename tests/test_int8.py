@@ -108,7 +108,8 @@ def test_without_nncf_the_gate_says_int8_was_not_tried_and_a_forced_one_is_refus
     assert not any(precision.RECIPES[name].int8 for name in gate.candidates())
     verdict = gate.measure(onnx.load(str(synthetic_onnx)), REF_SIZE, [])
     assert 'INT8 not tried: the [int8] extra is missing, pip install "trt_modnet[int8]"' in verdict.line()
-    with pytest.raises(MattingError, match=r'--precision int8 needs NNCF: .*pip install "trt_modnet\[int8\]"'):
+    needs = r'--precision int8 needs NNCF: .*pip install "trt_modnet\[int8\]"'
+    with pytest.raises(MattingError, match=needs):
         select.choose("openvino", "int8")
     video = need(VIDEOS / "carphone_qcif.mp4")
     out = tmp_path / "out"

@@ -2,13 +2,15 @@
 
 A recipe's drift depends on the weights (their activation ranges), so no verdict measured on one model
 holds for another. With `--precision auto` on OpenVINO, the gate runs the model's deployment graph in
-FP32 and in each lower-precision recipe this CPU can run, fastest first (`precision.RECIPES`), on the
+FP32 and in each lower-precision recipe this CPU can run, fastest first (`precision.RECIPES`; INT8 ones,
+quantised by NNCF on the same frames, only with the `[int8]` extra installed), on the
 calibration frames shipped in the package (`trt_modnet/graph/calibration/`: six 256x256 crops of public-domain
 portraits: faces, hair, a hand, busy backgrounds), and takes the first that keeps mean <= 0.5/255 and
 p99 <= 3/255 on every frame; none: FP32. The verdict is cached beside the converted models,
 `$TRT_MODNET_HOME/models/onnx/<sha256 of the ONNX>.precision.json`, under a key of the model digest, the
-recipe and gate versions, the OpenVINO version, the CPU class and the reference size: a change of any
-reruns it. `python -m trt_modnet.models verify --precision` reruns it by hand.
+recipe and gate versions, the OpenVINO and NNCF versions, the CPU class and the reference size: a
+change of any reruns it. A picked INT8 recipe's quantised stages are cached beside it (`graph.int8`).
+`python -m trt_modnet.models verify --precision` reruns it by hand.
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ of the time (219 against 168 ms per 720p frame, 2 threads, batch 4, alternated i
 runs the SE block, the low-resolution branch, the detail branch from `tohr_enc4x` on and the fusion
 branch in bf16, in three stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16, FP32 (pixels out).
 `python -m benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
+
+INT8 recipes (`Recipe.int8`, the `[int8]` extra) cut the graph the same way and have NNCF quantise the
+low stage (`trt_modnet.graph.int8`). On the three models of `benchmarks.gate` every INT8 cut through the
+backbone drifts 3-30/255 on average; the one within the bounds, `int8-tail`, is no faster than FP32.
 """
 
 from __future__ import annotations

@@ -117,3 +117,18 @@ def test_without_nncf_the_gate_says_int8_was_not_tried_and_a_forced_one_is_refus
     assert result.returncode == 2 and 'pip install "trt_modnet[int8]"' in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_a_read_only_cache_costs_a_quantisation_not_the_job(
+    synthetic_onnx: Path, home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def read_only(path: Path) -> Path:
+        raise MattingError(f"{path}: the model cache folder is not writable")
+
+    monkeypatch.setattr(int8, "writable_dir", read_only)
+    frames = a_frame()
+    spec = DeploySpec(outputs=("alpha",), ref_size=REF_SIZE)
+    caplog.set_level(logging.WARNING, logger="trt_modnet")
+    with select.open_runner("openvino", synthetic_onnx, spec, precision="int8") as runner:
+        assert matte(runner, frames).shape == frames.shape[:3]
+    assert "cannot cache the quantised model" in caplog.text and quantised_folders(home) == []

@@ -48,10 +48,6 @@ def missing_reason() -> str | None:
     return None
 
 
-def is_int8(recipe: str) -> bool:
-    return recipe in RECIPES and RECIPES[recipe].int8
-
-
 def low_stages(stage_list: list[Stage]) -> list[int]:
     """The indices of a partition's low stages (stages alternate FP32, low, FP32, ...)."""
     return list(range(1, len(stage_list), 2))
@@ -74,20 +70,20 @@ def stage_models(
     digest = file_digest(model_path, "sha256")
     ref_size = spec_of(deploy).ref_size
     lock = verdict_path(digest)
+
+    def quantised_now() -> dict[int, object]:
+        log.info("INT8: quantising %s for %s with NNCF", recipe, model_path.name)
+        return quantise(calibration_deploy(modnet, ref_size), recipe, calibration_frames(), threads=threads)
+
     try:
         writable_dir(lock.parent)
     except MattingError as exc:  # a read-only cache costs a quantisation per run, not the job
         log.warning("INT8: cannot cache the quantised model (%s)", exc)
-        return assemble(
-            deploy, recipe, quantise(calibration_deploy(modnet, ref_size), recipe, threads=threads)
-        )
+        return assemble(deploy, recipe, quantised_now())
     with locked(lock):  # the gate's lock: one process quantises, the others read its result
         low = load(digest, recipe, ref_size)
         if low is None:
-            log.info("INT8: quantising %s for %s with NNCF (once)", recipe, model_path.name)
-            low = quantise(
-                calibration_deploy(modnet, ref_size), recipe, calibration_frames(), threads=threads
-            )
+            low = quantised_now()
             save(digest, recipe, ref_size, low)
     return assemble(deploy, recipe, low)
 

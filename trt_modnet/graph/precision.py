@@ -28,6 +28,10 @@ of the time (219 against 168 ms per 720p frame, 2 threads, batch 4, alternated i
 runs the SE block, the low-resolution branch, the detail branch from `tohr_enc4x` on and the fusion
 branch in bf16, in three stages: FP32 (pixels in, backbone, `conv_enc2x`), bf16, FP32 (pixels out).
 `python -m benchmarks.precision` measures it on every shared input (benchmarks/results/precision_*.json).
+
+INT8 recipes (`Recipe.int8`, the `[int8]` extra) cut the graph the same way and have NNCF quantise the
+low stage (`trt_modnet.graph.int8`). On the three models of `benchmarks.gate` every INT8 cut through the
+backbone drifts 3-30/255 on average; the one within the bounds, `int8-tail`, is no faster than FP32.
 """
 
 from __future__ import annotations
@@ -41,9 +45,17 @@ from trt_modnet.errors import MattingError
 from trt_modnet.graph.deploy import WRAPPER_PREFIX
 
 #: Bumped whenever a recipe's partition changes: the precision gate's cached verdicts then run again.
-RECIPE_VERSION = 2
-#: The lowered precision OpenVINO runs each recipe's low stages in.
-LOW = {"bf16-all": "bf16", "bf16-head": "bf16", "bf16": "bf16", "bf16-fusion": "bf16"}
+RECIPE_VERSION = 3
+#: The precision OpenVINO runs each recipe's low stages in (an INT8 recipe's: what NNCF leaves unquantised).
+LOW = {
+    "int8": "f32",
+    "int8-head": "f32",
+    "bf16-all": "bf16",
+    "bf16-head": "bf16",
+    "bf16": "bf16",
+    "bf16-fusion": "bf16",
+    "int8-tail": "f32",
+}
 PRECISIONS = ("auto", "fp32", *LOW, "fp16")
 
 #: The precision gate takes a recipe only inside these bounds on every calibration frame (1/255 units).
@@ -70,10 +82,24 @@ class Recipe:
     #: MODNet modules kept FP32 with everything they read (`backbone`: every ancestor of the SE block's
     #: pool, i.e. the whole MobileNetV2); the rest of MODNet runs in the low precision.
     keep_fp32: tuple[str, ...]
+    #: The low stage is quantised to INT8 by NNCF (`trt_modnet.graph.int8`); then `LOW` names the
+    #: precision of what stays unquantised in it, and `float_scope` the modules NNCF leaves alone.
+    int8: bool = False
+    float_scope: tuple[str, ...] = ()
+    #: NNCF's quantisation preset: "performance" (symmetric) or "mixed" (asymmetric activations).
+    preset: str = "performance"
 
 
-#: Fastest first: the precision gate (`trt_modnet.graph.gate`) tries them in this order, then FP32.
+#: Fastest first: the precision gate (`trt_modnet.graph.gate`) tries them in this order, then FP32 (INT8
+#: only with NNCF installed, and only those in `gate.INT8_CANDIDATES`).
 RECIPES = {
+    "int8": Recipe("int8", "all of MODNet INT8 (NNCF); pixel operations FP32", (), int8=True),
+    "int8-head": Recipe(
+        "int8-head",
+        "MODNet INT8 (NNCF) but the backbone's first blocks (to 1/4 scale) and the detail branch's first",
+        ("features.3", "conv_enc2x"),
+        int8=True,
+    ),
     "bf16-all": Recipe("bf16-all", "all of MODNet in bf16; pixel operations FP32", ()),
     "bf16-head": Recipe(
         "bf16-head",
@@ -91,6 +117,15 @@ RECIPES = {
         "bf16-fusion",
         "only the semantic head, the detail branch's last block and the fusion branch in bf16",
         ("backbone", "conv_enc2x", "conv_hr2x"),
+    ),
+    # The only INT8 partition measured within the bounds on modnet_people.ckpt (0.47/3), and no faster
+    # than FP32 there: the backbone, which does not survive INT8, is most of the time. By name only.
+    "int8-tail": Recipe(
+        "int8-tail",
+        "only the semantic head and the detail branch's last block INT8 (NNCF); the fusion branch FP32",
+        ("backbone", "conv_enc2x", "conv_hr2x"),
+        int8=True,
+        float_scope=("f_branch",),
     ),
     "fp32": Recipe("fp32", "everything in FP32", ()),
 }

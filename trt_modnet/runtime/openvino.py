@@ -11,7 +11,7 @@ delays only its own batch; see the README's CPU figures).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,7 +21,7 @@ import onnx
 from trt_modnet.errors import MattingError
 from trt_modnet.graph.deploy import BACKGROUND, FRAMES, IMAGE, size_feeds, spec_of
 from trt_modnet.graph.official import inference_size, network_input
-from trt_modnet.graph.precision import Stage, stages
+from trt_modnet.graph.precision import RECIPES, Stage, stages
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner, check_feeds
 
 INSTALL_HINT = "pip install openvino"
@@ -54,8 +54,15 @@ class OpenVinoRunner(Runner):
     """Runs a deployment graph (`trt_modnet.graph.deploy.build`) with OpenVINO on the CPU."""
 
     def __init__(
-        self, deploy: onnx.ModelProto, settings: OpenVinoSettings, *, depth: int = DEFAULT_DEPTH
+        self,
+        deploy: onnx.ModelProto,
+        settings: OpenVinoSettings,
+        *,
+        depth: int = DEFAULT_DEPTH,
+        models: Sequence[object] | None = None,
     ) -> None:
+        """`models`: OpenVINO models of the recipe's stages made elsewhere (an INT8 recipe's, quantised by
+        `trt_modnet.graph.int8`); by default each stage's ONNX as it is."""
         reason = openvino_unavailable_reason()
         if reason is not None:
             raise MattingError(f"--backend openvino is unavailable: {reason}")
@@ -67,7 +74,19 @@ class OpenVinoRunner(Runner):
         self.settings = settings
         self._core = ov.Core()
         self._stages = stages(deploy, settings.precision)
-        self._models = [self._core.read_model(s.model.SerializeToString(), b"") for s in self._stages]
+        if models is None and RECIPES[settings.precision].int8:
+            raise MattingError(
+                f"{settings.precision} runs quantised stages: trt_modnet.graph.int8.stage_models"
+            )
+        if models is not None and len(models) != len(self._stages):
+            raise MattingError(
+                f"{len(models)} stage models for the {len(self._stages)} stages of {settings.precision}"
+            )
+        self._models = (
+            list(models)
+            if models is not None
+            else [self._core.read_model(s.model.SerializeToString(), b"") for s in self._stages]
+        )
         self._worker = ThreadPoolExecutor(max_workers=settings.streams, thread_name_prefix="openvino")
         self._size_feeds: dict[str, np.ndarray] = {}
         self._frame_size = (0, 0)

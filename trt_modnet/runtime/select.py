@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trt_modnet.errors import MattingError
-from trt_modnet.graph.precision import LOW, PRECISIONS
+from trt_modnet.graph.precision import LOW, PRECISIONS, RECIPES
 from trt_modnet.runtime.base import DEFAULT_DEPTH, Runner
 from trt_modnet.runtime.openvino import INSTALL_HINT as OPENVINO_HINT
 from trt_modnet.runtime.openvino import OpenVinoSettings, openvino_unavailable_reason, supports_bf16
@@ -94,11 +94,16 @@ def _with_precision(backend: str, precision: str, why: str) -> Choice:
         return Choice(backend, can[0], why)
     if precision not in can:
         raise MattingError(_cannot(backend, precision))
-    if backend == "openvino" and precision in LOW and not supports_bf16():
+    if backend == "openvino" and LOW.get(precision) == "bf16" and not supports_bf16():
         raise MattingError(
             f"--precision {precision}: this CPU has no native bf16 (AVX512_BF16 or AMX, as OpenVINO "
             "reports); use --precision fp32"
         )
+    if backend == "openvino" and RECIPES[precision].int8:
+        from trt_modnet.graph import int8
+
+        if (missing := int8.missing_reason()) is not None:
+            raise MattingError(f"--precision {precision} needs NNCF: {missing}")
     return Choice(backend, precision, why)
 
 
@@ -113,7 +118,7 @@ def _cannot(backend: str, precision: str) -> str:
     if precision == "fp16":
         return f"--precision fp16 is TensorRT's (NVIDIA GPUs); {backend} on the CPU runs fp32 or bf16"
     if precision in LOW:
-        return f"--precision {precision}: {backend} does not run bf16 recipes; use --backend openvino"
+        return f"--precision {precision}: {backend} does not run OpenVINO's recipes; use --backend openvino"
     return f"--precision {precision}: {backend} runs {', '.join(BACKEND_PRECISIONS[backend])}"
 
 
@@ -159,7 +164,12 @@ def open_runner(
             chosen, reason = verdict.recipe, f"{reason}; {verdict.line()}"
         log.info("backend: OpenVINO %s on the CPU (%s)", chosen, reason)
         settings = OpenVinoSettings(precision=chosen, threads=threads, streams=streams)
-        return OpenVinoRunner(deploy, settings, depth=depth)
+        models = None
+        if RECIPES[chosen].int8:  # the quantised stages: cached per model (the gate's), else made now
+            from trt_modnet.graph import int8
+
+            models = int8.stage_models(model_path, modnet, deploy, chosen, threads=threads, log=log)
+        return OpenVinoRunner(deploy, settings, depth=depth, models=models)
     log.info("backend: %s %s on the CPU (%s)", _NAMES[choice.backend], choice.precision, reason)
     from trt_modnet.runtime.onnxrt import OnnxRuntimeRunner
 

@@ -9,10 +9,11 @@ import onnx
 import pytest
 
 from tests.conftest import VIDEOS, need
-from trt_modnet import process
+from trt_modnet.cli import run_main
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import gate, precision
 from trt_modnet.graph.deploy import NETWORK_INPUT, NETWORK_MATTE, DeploySpec, build
+from trt_modnet.process import main as process_main
 from trt_modnet.runtime import select
 from trt_modnet.runtime.openvino import supports_bf16
 
@@ -72,7 +73,7 @@ def test_the_main_job_refuses_with_exit_2_and_one_line(
     monkeypatch.setattr(select, "openvino_unavailable_reason", lambda: "OpenVINO is not installed")
     cases.append((["--backend", "openvino"], "--backend openvino is unavailable: OpenVINO is not installed"))
     for args, message in cases:
-        code = process.run_main(process.main, [video, "--model", model, "-o", str(tmp_path / "o"), *args])
+        code = run_main(process_main, [video, "--model", model, "-o", str(tmp_path / "o"), *args])
         err = capsys.readouterr().err
         assert code == 2 and message in err and "Traceback" not in err, (args, err)
         assert len(err.strip().splitlines()) == 1, err

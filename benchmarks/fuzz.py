@@ -98,14 +98,16 @@ class Outcome:
 # -- the corpus ---------------------------------------------------------------------------------------
 
 
-def make_corpus(folder: Path, seconds: float = 1.0) -> list[Path]:
-    """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG."""
+def make_corpus(folder: Path, seconds: float = 1.0, timestamps: bool = True) -> list[Path]:
+    """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG.
+    `timestamps=False` makes the clips as the seed-26 run had them, their frames without timestamps
+    (the job fills them in from the rate): its replayed defect needs them."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
     for suffix in SUFFIXES[:5]:
         path = folder / f"clip{suffix}"
         codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
-        _encode(VIDEO, path, codec, seconds)
+        _encode(VIDEO, path, codec, seconds, timestamps)
         out.append(path)
     image = cv2.imread(str(PORTRAIT))
     small = cv2.resize(image, (96, 128), interpolation=cv2.INTER_AREA)
@@ -116,7 +118,7 @@ def make_corpus(folder: Path, seconds: float = 1.0) -> list[Path]:
     return out
 
 
-def _encode(src: Path, dst: Path, codec: str, seconds: float) -> None:
+def _encode(src: Path, dst: Path, codec: str, seconds: float, timestamps: bool) -> None:
     with av.open(str(src)) as inp, av.open(str(dst), "w") as outp:
         vin = inp.streams.video[0]
         vout = outp.add_stream(codec, rate=vin.average_rate or 25)
@@ -128,8 +130,12 @@ def _encode(src: Path, dst: Path, codec: str, seconds: float) -> None:
         for index, frame in enumerate(inp.decode(vin)):
             if frame.time is not None and frame.time >= seconds:
                 break
-            frame = frame.reformat(format="yuv420p")
-            frame.pts, frame.time_base = index, 1 / Fraction(vout.codec_context.framerate)  # clean, to damage
+            if timestamps:  # a clean file to damage
+                frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base = index, 1 / Fraction(vout.codec_context.framerate)
+            else:
+                frame.pts = None
+                frame = frame.reformat(format="yuv420p")
             outp.mux(vout.encode(frame))
         outp.mux(vout.encode(None))
 

@@ -98,17 +98,20 @@ class Outcome:
 # -- the corpus ---------------------------------------------------------------------------------------
 
 
-def make_corpus(folder: Path, seconds: float = 1.0, timestamps: bool = True) -> list[Path]:
+def make_corpus(folder: Path, seconds: float = 1.0, timestamps: Sequence[bool] = (True, False)) -> list[Path]:
     """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG.
-    `timestamps=False` makes the clips as the seed-26 run had them, their frames without timestamps
-    (the job fills them in from the rate): its replayed defect needs them."""
+
+    The clips come with clean timestamps (`clip.*`) and without any (`bare.*`, as some muxers write
+    them: the job fills them in from the rate); the seed-26 run had only the latter, and its replayed
+    defect needs them (`timestamps=(False,)`)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for suffix in SUFFIXES[:5]:
-        path = folder / f"clip{suffix}"
-        codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
-        _encode(VIDEO, path, codec, seconds, timestamps)
-        out.append(path)
+    for timed in timestamps:
+        for suffix in SUFFIXES[:5]:
+            path = folder / f"{'clip' if timed else 'bare'}{suffix}"
+            codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+            _encode(VIDEO, path, codec, seconds, timed)
+            out.append(path)
     image = cv2.imread(str(PORTRAIT))
     small = cv2.resize(image, (96, 128), interpolation=cv2.INTER_AREA)
     for suffix in (".png", ".jpg"):

@@ -64,9 +64,9 @@ def test_replayed_case_an_absurd_mov_timescale_runs(tmp_path: Path, random_onnx:
     """Seed 26, case 52 of the committed fuzz run: mdhd's timescale set to 2^31-1 made a frame rate of
     1480283433/23 fps, whose time base PyAV could not give the writer (an OverflowError traceback)."""
     need(VIDEOS / "carphone_qcif.mp4")
-    corpus = fuzz.make_corpus(tmp_path / "corpus", seconds=0.5, timestamps=False)  # as that run had it
+    corpus = fuzz.make_corpus(tmp_path / "corpus", seconds=0.5, timestamps=(False,))  # as that run had it
     case, data = fuzz.mutate(corpus, 26, 52)
-    assert case.source == "clip.mov" and case.mutation == "absurd: timescale = 2147483647"
+    assert case.source == "bare.mov" and case.mutation == "absurd: timescale = 2147483647"
     outcome = fuzz.run_case(case, data, random_onnx, tmp_path, fuzz.FuzzSettings(spawn=True))
     assert outcome.passed, f"{outcome.verdict}\n{outcome.stderr_tail}"
 

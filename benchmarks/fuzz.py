@@ -1,6 +1,6 @@
 """Seeded mutations of the shared media through the main job, each in a child with a time and memory bound.
 
-`python -m benchmarks.fuzz --cases N --seed S [--replay DIR] [--failures DIR] [--output JSON]`
+`python -m benchmarks.fuzz --cases N --seed S [--replay DIR] [--failures DIR] [--output JSON] [--spawn]`
 
 The corpus is made in a temporary folder from the shared clips with PyAV (one second of
 carphone_qcif as MP4, MOV, MKV, MPEG-TS and VP9 WebM) and OpenCV (a portrait shrunk to PNG and JPEG).
@@ -9,31 +9,50 @@ reproduced from its seed and index alone. A case passes when the job exits 0 wit
 exits 2 with one `error:` line and no traceback; it fails on anything else, a hang (the time limit), memory
 over the bound (RLIMIT_AS), a changed input or a file left in the output folder by a failed run. Failing
 cases are written to `--failures` (the mutated file and `case.json`); `--replay DIR` runs those again.
+
+Each case is a fork of a server process that has imported the job, PyAV and ONNX Runtime once
+(multiprocessing's "forkserver"): the child runs the command line's `main` in-process with its standard
+output and error sent to files, which saves the interpreter's start-up (most of a case). `--spawn` runs
+`python -m trt_modnet.process` in a fresh interpreter instead, as a user does: it also covers what a fork
+skips, the import of the package and the interpreter's shutdown (atexit handlers, finalizers).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import random
 import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import traceback
+import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 
+from benchmarks.machine import load_average, system_info
 from benchmarks.parity import write_result
+
+# A fork server's child runs this module again as __mp_main__ (multiprocessing's start-up for a `python
+# -m` main), and runpy warns, harmlessly, that it is imported already: the filter is inherited by forks.
+warnings.filterwarnings("ignore", "'benchmarks.fuzz' found in sys.modules", RuntimeWarning)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TRT_MODNET_SHARED", REPO.parent / "shared"))
@@ -43,12 +62,18 @@ RESULTS = REPO / "benchmarks" / "results"
 SUFFIXES = (".mp4", ".mov", ".mkv", ".ts", ".webm", ".png", ".jpg")
 #: The job's options: a tiny graph, one thread, so that a case costs about its start-up.
 JOB_ARGS = ("--ref-size", "64", "--backend", "onnxruntime", "--threads", "1", "--batch", "2", "--quiet")
+#: What the fork server imports once, so that a case's child starts with them in place.
+PRELOAD = ("trt_modnet.process", "trt_modnet.cli", "av", "cv2", "numpy", "onnxruntime", "benchmarks.fuzz")
 
 
 @dataclass(frozen=True)
 class FuzzSettings:
     time_limit_s: float = 60.0
     memory_limit_bytes: int = 6 << 30  # address space: the job maps about 2 GB before it reads a frame
+    #: Peak resident memory beyond this fails the case (RLIMIT_AS bounds what is mapped, not what is used).
+    rss_limit_mb: float = 3072.0
+    #: A fresh interpreter per case (`python -m trt_modnet.process`) instead of a fork of the server.
+    spawn: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,15 +98,20 @@ class Outcome:
 # -- the corpus ---------------------------------------------------------------------------------------
 
 
-def make_corpus(folder: Path, seconds: float = 1.0) -> list[Path]:
-    """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG."""
+def make_corpus(folder: Path, seconds: float = 1.0, timestamps: Sequence[bool] = (True, False)) -> list[Path]:
+    """The shared clip re-encoded short into every container, and a small portrait as PNG and JPEG.
+
+    The clips come with clean timestamps (`clip.*`) and without any (`bare.*`, as some muxers write
+    them: the job fills them in from the rate); the seed-26 run had only the latter, and its replayed
+    defect needs them (`timestamps=(False,)`)."""
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    for suffix in SUFFIXES[:5]:
-        path = folder / f"clip{suffix}"
-        codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
-        _encode(VIDEO, path, codec, seconds)
-        out.append(path)
+    for timed in timestamps:
+        for suffix in SUFFIXES[:5]:
+            path = folder / f"{'clip' if timed else 'bare'}{suffix}"
+            codec = "libvpx-vp9" if suffix == ".webm" else "libx264"
+            _encode(VIDEO, path, codec, seconds, timed)
+            out.append(path)
     image = cv2.imread(str(PORTRAIT))
     small = cv2.resize(image, (96, 128), interpolation=cv2.INTER_AREA)
     for suffix in (".png", ".jpg"):
@@ -91,7 +121,7 @@ def make_corpus(folder: Path, seconds: float = 1.0) -> list[Path]:
     return out
 
 
-def _encode(src: Path, dst: Path, codec: str, seconds: float) -> None:
+def _encode(src: Path, dst: Path, codec: str, seconds: float, timestamps: bool) -> None:
     with av.open(str(src)) as inp, av.open(str(dst), "w") as outp:
         vin = inp.streams.video[0]
         vout = outp.add_stream(codec, rate=vin.average_rate or 25)
@@ -100,11 +130,16 @@ def _encode(src: Path, dst: Path, codec: str, seconds: float) -> None:
             vout.options = {"preset": "ultrafast", "g": "8"}
         else:
             vout.options = {"deadline": "realtime", "cpu-used": "8", "g": "8"}
-        for frame in inp.decode(vin):
+        for index, frame in enumerate(inp.decode(vin)):
             if frame.time is not None and frame.time >= seconds:
                 break
-            frame.pts = None
-            outp.mux(vout.encode(frame.reformat(format="yuv420p")))
+            if timestamps:  # a clean file to damage
+                frame = frame.reformat(format="yuv420p")
+                frame.pts, frame.time_base = index, 1 / Fraction(vout.codec_context.framerate)
+            else:
+                frame.pts = None
+                frame = frame.reformat(format="yuv420p")
+            outp.mux(vout.encode(frame))
         outp.mux(vout.encode(None))
 
 
@@ -312,17 +347,35 @@ def run_case(
     src = folder / f"input{Path(case.source).suffix}"
     src.write_bytes(data)
     digest = hashlib.sha256(data).hexdigest()
-    argv = [sys.executable, "-m", "trt_modnet.process", str(src), "-o", f"{out}/", "--model", str(model)]
+    args = [str(src), "-o", f"{out}/", "--model", str(model), *JOB_ARGS]
     started = time.perf_counter()
+    returncode, stderr, hung, peak = (_spawned if settings.spawn else _forked)(args, folder, settings)
+    seconds = time.perf_counter() - started
+    verdict = judge(returncode, stderr, hung, src, digest, out)
+    if verdict in ("ok", "refused") and peak > settings.rss_limit_mb:
+        verdict = f"peak RSS {peak:.0f} MB"
+    outcome = Outcome(
+        case,
+        verdict in ("ok", "refused"),
+        verdict,
+        returncode,
+        round(seconds, 2),
+        round(peak, 1),
+        "\n".join(stderr.strip().splitlines()[-6:]),
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+    return outcome
+
+
+def _spawned(args: list[str], folder: Path, settings: FuzzSettings) -> tuple[int, str, bool, float]:
+    """`python -m trt_modnet.process ARGS` in a fresh interpreter: (exit code, stderr, hung, peak MB)."""
     proc = subprocess.Popen(
-        [*argv, *JOB_ARGS],
+        [sys.executable, "-m", "trt_modnet.process", *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        preexec_fn=lambda: resource.setrlimit(
-            resource.RLIMIT_AS, (settings.memory_limit_bytes, settings.memory_limit_bytes)
-        ),
+        preexec_fn=lambda: _limit_memory(settings.memory_limit_bytes),
     )
     hung = False
     try:
@@ -331,20 +384,83 @@ def run_case(
         hung = True
         proc.kill()
         _, stderr = proc.communicate()
-    seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the largest child so far
-    verdict = judge(proc.returncode, stderr, hung, src, digest, out)
-    outcome = Outcome(
-        case,
-        verdict in ("ok", "refused"),
-        verdict,
-        proc.returncode,
-        round(seconds, 2),
-        round(peak, 1),
-        "\n".join(stderr.strip().splitlines()[-6:]),
-    )
-    shutil.rmtree(folder, ignore_errors=True)
-    return outcome
+    return proc.returncode, stderr, hung, peak
+
+
+def _forked(args: list[str], folder: Path, settings: FuzzSettings) -> tuple[int, str, bool, float]:
+    """The command line's `main` in a fork of the server: (exit code, stderr, hung, peak MB)."""
+    proc = _fork_server().Process(target=_child, args=(args, str(folder), settings.memory_limit_bytes))
+    proc.start()
+    try:
+        proc.join(settings.time_limit_s)
+    finally:
+        hung = proc.exitcode is None
+        if hung:  # over the time limit, or this run is being stopped
+            proc.kill()
+            proc.join()
+    stderr = (folder / "stderr").read_text(errors="replace") if (folder / "stderr").exists() else ""
+    peak_file = folder / "peak_rss_kb"
+    peak = int(peak_file.read_text()) / 1024 if peak_file.exists() else 0.0
+    return proc.exitcode, stderr, hung, peak  # killed by a signal: minus its number, as subprocess says
+
+
+@functools.cache
+def _fork_server() -> multiprocessing.context.ForkServerContext:
+    """The forkserver context, its server importing PRELOAD once (started on the first case)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
+
+
+def _child(args: list[str], folder: str, memory_limit: int) -> None:
+    """In the forked child: `python -m trt_modnet.process ARGS` as the interpreter would run it, to the
+    exit code (an uncaught exception prints its traceback and exits 1; non-daemon threads are waited for
+    and the atexit handlers run, as at interpreter exit). Never returns: the fork must not go on into the
+    server's code."""
+    code = 1
+    try:
+        _limit_memory(memory_limit)
+        os.environ["OMP_NUM_THREADS"] = "1"
+        for fd, name in ((1, "stdout"), (2, "stderr")):
+            target = os.open(os.path.join(folder, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            os.dup2(target, fd)
+            os.close(target)
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - as a job started without a terminal
+        code = _run_cli(args)
+        for thread in threading.enumerate():  # as the interpreter does at exit
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
+        atexit._run_exitfuncs()  # the exit handlers of the modules the server imported, as at exit
+    except BaseException:  # whatever escapes is the child's failure, reported as Python does
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            with open(os.path.join(folder, "peak_rss_kb"), "w") as f:
+                f.write(str(peak))
+        finally:
+            os._exit(code)
+
+
+def _run_cli(args: list[str]) -> int:
+    from trt_modnet.cli import run_main
+    from trt_modnet.process import main
+
+    try:
+        return run_main(main, args)
+    except SystemExit as exc:  # argparse's own exits, or a `raise SystemExit(...)` in the job
+        if exc.code is None or isinstance(exc.code, int):
+            return exc.code or 0
+        print(exc.code, file=sys.stderr)
+        return 1
+
+
+def _limit_memory(limit: int) -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def judge(returncode: int, stderr: str, hung: bool, src: Path, digest: str, out: Path) -> str:
@@ -408,49 +524,68 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--failures", type=Path, default=Path("fuzz_failures"), help="where failing cases go")
     p.add_argument("--model", type=Path, help="a MODNet .onnx (default: seeded random weights)")
     p.add_argument("--time-limit", type=float, default=FuzzSettings.time_limit_s)
-    p.add_argument("--output", type=Path, help="write the counts as JSON here")
+    p.add_argument(
+        "--spawn", action="store_true", help="a fresh interpreter per case (slower; also covers exit)"
+    )
+    p.add_argument("--output", type=Path, help="write the counts as JSON here (rewritten as cases end)")
     return p.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = FuzzSettings(time_limit_s=args.time_limit)
+    settings = FuzzSettings(time_limit_s=args.time_limit, spawn=args.spawn)
     started = time.perf_counter()
+    command = " ".join(["python -m benchmarks.fuzz", *(argv if argv is not None else sys.argv[1:])])
+    outcomes: list[Outcome] = []
+
+    def save(stopped: str | None = None) -> None:
+        if args.output:
+            write_result(args.output, _result(command, outcomes, time.perf_counter() - started, stopped))
+
+    signal.signal(signal.SIGTERM, _interrupt)  # a stopped run still writes what it counted
+    stopped = None
     with tempfile.TemporaryDirectory(prefix="fuzz-") as tmp:
         work = Path(tmp)
-        model = args.model or tiny_model(work)
-        if args.replay:
-            cases = replay_cases(args.replay)
-        else:
-            corpus = make_corpus(work / "corpus")
-            cases = [mutate(corpus, args.seed, i) for i in range(args.first, args.first + args.cases)]
-        outcomes = []
-        for case, data in cases:
-            outcome = run_case(case, data, model, work, settings)
-            outcomes.append(outcome)
-            if not outcome.passed:
-                print(
-                    f"FAIL case {case.index} ({case.source}, {case.mutation}): {outcome.verdict}",
-                    file=sys.stderr,
-                )
-                if not args.replay:
-                    save_failure(args.failures, outcome, data)
-    counts = summarise(outcomes)
-    print(json.dumps(counts["counts"]))
-    if args.output:
-        write_result(
-            args.output,
-            {
-                "command": " ".join(
-                    ["python -m benchmarks.fuzz", *(argv if argv is not None else sys.argv[1:])]
-                ),
-                "cpu": _cpu(),
-                "seconds": round(time.perf_counter() - started, 1),
-                **counts,
-                "failures": [asdict(o) for o in outcomes if not o.passed],
-            },
-        )
-    return 0 if all(o.passed for o in outcomes) else 1
+        try:
+            model = args.model or tiny_model(work)
+            if args.replay:
+                cases = iter(replay_cases(args.replay))
+            else:
+                corpus = make_corpus(work / "corpus")
+                cases = (mutate(corpus, args.seed, i) for i in range(args.first, args.first + args.cases))
+            for case, data in cases:
+                outcome = run_case(case, data, model, work, settings)
+                outcomes.append(outcome)
+                if not outcome.passed:
+                    print(
+                        f"FAIL case {case.index} ({case.source}, {case.mutation}): {outcome.verdict}",
+                        file=sys.stderr,
+                    )
+                    if not args.replay:
+                        save_failure(args.failures, outcome, data)
+                if len(outcomes) % 25 == 0:
+                    print(f"{len(outcomes)} cases: {summarise(outcomes)['counts']}", file=sys.stderr)
+                    save()
+        except KeyboardInterrupt as exc:
+            stopped = str(exc) or "SIGINT"
+    print(json.dumps(summarise(outcomes)["counts"]))
+    save(stopped)
+    return 0 if all(o.passed for o in outcomes) and stopped is None else 1
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _result(command: str, outcomes: Sequence[Outcome], seconds: float, stopped: str | None) -> dict:
+    return {
+        "command": command,
+        "machine": {**system_info(), "load_average": load_average()},
+        "seconds": round(seconds, 1),
+        "stopped": stopped,  # the run was stopped by this signal after the cases counted here
+        **summarise(outcomes),
+        "failures": [asdict(o) for o in outcomes if not o.passed],
+    }
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict:
@@ -465,14 +600,17 @@ def summarise(outcomes: Sequence[Outcome]) -> dict:
             "by_verdict": by,
         },
         "slowest_case_s": max((o.seconds for o in outcomes), default=0.0),
+        "mean_case_s": round(sum(o.seconds for o in outcomes) / max(1, len(outcomes)), 2),
+        "largest_peak_rss_mb": max((o.peak_rss_mb for o in outcomes), default=0.0),
     }
 
 
 def _cpu() -> dict:
-    from benchmarks.machine import cpu_model, load_average
-
-    return {"model": cpu_model(), "load_average": load_average(), "cores": os.cpu_count()}
+    return {**system_info(), "load_average": load_average()}
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Run as benchmarks.fuzz, not __main__: the fork server's children find `_child` by that name.
+    from benchmarks.fuzz import main as fuzz_main
+
+    raise SystemExit(fuzz_main())

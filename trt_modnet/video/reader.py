@@ -346,6 +346,12 @@ def _audio_streams(container: av.container.InputContainer) -> tuple[AudioInfo, .
         ctx = s.codec_context
         if ctx is None or not s.time_base:
             continue
+        if ctx.channels <= 0 or ctx.sample_rate <= 0:  # a damaged header's phantom (fuzz seed 27, case 180)
+            log.warning(
+                "%s: audio stream %d declares %d channels at %d Hz; not carried over (damaged header)",
+                container.name, s.index, ctx.channels, ctx.sample_rate,
+            )  # fmt: skip
+            continue
         duration = float(s.duration * s.time_base) if s.duration else None
         streams.append(
             AudioInfo(

@@ -103,6 +103,7 @@ def test_without_nncf_the_gate_says_int8_was_not_tried_and_a_forced_one_is_refus
     synthetic_onnx: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: object
 ) -> None:
     monkeypatch.setitem(sys.modules, "nncf", None)  # import nncf now raises ImportError
+    monkeypatch.setattr(int8, "nncf_version", lambda: None)  # and its metadata is gone, as uninstalled
     monkeypatch.setattr(select, "missing_for_tensorrt", lambda: ["TensorRT is not installed"])
     assert int8.missing_reason() == 'NNCF is not installed (pip install "trt_modnet[int8]")'
     assert not any(precision.RECIPES[name].int8 for name in gate.candidates())

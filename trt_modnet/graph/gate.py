@@ -122,12 +122,8 @@ def not_tried() -> str:
 def cache_key(digest: str, ref_size: int) -> dict[str, object]:
     import openvino
 
-    try:  # installing the [int8] extra adds candidates: measured again
-        from nncf import __version__ as nncf_version
-    except ImportError:
-        nncf_version = None
     return {
-        "nncf": nncf_version,
+        "nncf": int8.nncf_version(),  # installing the [int8] extra adds candidates: measured again
         "model_sha256": digest,
         "recipe_version": RECIPE_VERSION,
         "gate_version": GATE_VERSION,

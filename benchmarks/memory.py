@@ -48,6 +48,8 @@ class ChildRun:
     peak_rss: int  # bytes
     #: (seconds since start, RSS bytes), when sampling was asked for.
     rss_samples: tuple[tuple[float, int], ...] = ()
+    #: User + system seconds of the child and every thread of it (the kernel's own accounting).
+    cpu_seconds: float = 0.0
 
     def rss_by_quarter(self) -> list[float | None]:
         """The highest sampled RSS (MB) in each quarter of the run: growth shows as a rising series."""
@@ -150,7 +152,8 @@ def run_child(argv: Sequence[str], *, log: Path, sample_every: float = _SAMPLE_S
             f"{' '.join(argv[1:4])} ... exited with {proc.returncode}: {lines[-1]} (full log: {log})"
         )
     peak = sampler.peak or usage.ru_maxrss * _RSS_UNIT  # ru_maxrss only where /proc is missing
-    return ChildRun(tuple(argv), seconds, peak, tuple(sampler.samples))
+    cpu = usage.ru_utime + usage.ru_stime
+    return ChildRun(tuple(argv), seconds, peak, tuple(sampler.samples), cpu_seconds=cpu)
 
 
 def job_argv(video: Path, output: Path, job: JobOptions, *, duration: float | None = None) -> list[str]:

@@ -48,6 +48,8 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
         "decode_fps", "encode_fps", "inference_fps", "end_to_end_fps", "pipeline_efficiency", "naive_fps",
         "composite_end_to_end_fps", "speedup_like_for_like", "speedup_default_output", "peak_rss_short_mb",
         "peak_rss_long_mb", "memory_ratio_long_short", "end_to_end_over_inference", "configs",
+        "decode_cpu_ms_per_frame", "encode_cpu_ms_per_frame", "cpu_ms_per_frame", "host_cpu_ms_per_frame",
+        "cpu_bound_ceiling",
     }  # fmt: skip
     assert set(figures) == expected
     assert set(figures["inference_fps"]) == set(figures["end_to_end_fps"]) == {"2"}
@@ -55,6 +57,8 @@ def test_harness_reports_every_figure_and_the_command(tmp_path: Path, synthetic_
     assert list(figures["configs"]) == ["openvino-fp32", "onnxruntime-fp32"]
     assert figures["configs"]["openvino-fp32"]["inference_fps"] == figures["inference_fps"]
     assert all(math.isfinite(x) and x > 0 for x in _numbers(figures))
+    # Where the job's frames cost CPU beyond inference: decode and encode are never free.
+    assert figures["host_cpu_ms_per_frame"]["2"] > 0 and 0 < figures["cpu_bound_ceiling"]["2"] < 1
     assert result["command"][3:] == argv
     assert result["input"]["width"] == 176 and result["input"]["height"] == 144
     assert result["memory"]["long"]["frames"] == 2 * result["memory"]["short"]["frames"]

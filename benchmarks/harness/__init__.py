@@ -9,5 +9,8 @@ excluded. Decode-only and inference-only run the first W frames untimed (W = the
 batches in flight, so that every slot's first run, which allocates, is untimed), then time the next N.
 Encode-only, the main job and the naive loop are timed over W and over W+N frames, each from scratch, and
 fps = N / (t(W+N) - t(W)), which cancels their fixed costs. The main job and the naive loop each run in a
-fresh process (so their peak memory is theirs alone), one after the other.
+fresh process (so their peak memory is theirs alone), one after the other. Each speed comes with the CPU
+time a frame cost (user + system, every thread: `time.process_time` in this process, the kernel's
+accounting of a child), over the same frames; inference's share of the job's CPU per frame is the most
+end to end can reach of inference alone while every core is busy (`cpu_bound_ceiling`).
 """

@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 
 from benchmarks.harness.settings import BenchSettings
+from benchmarks.harness.stages import Rate
 from benchmarks.memory import JobOptions, job_argv, output_path, run_child
 from trt_modnet.errors import MattingError
 from trt_modnet.job.threads import available_cores
@@ -16,27 +17,27 @@ from trt_modnet.job.threads import available_cores
 
 def measure_job(
     video: Path, job: JobOptions, s: BenchSettings, rate: float, work: Path
-) -> tuple[float, list[str]]:
-    """End-to-end fps of `python -m trt_modnet.process`, from runs over W and W+N frames."""
+) -> tuple[Rate, list[str]]:
+    """End-to-end speed of `python -m trt_modnet.process`, from runs over W and W+N frames."""
     name = f"{job.content}_{job.format or 'default'}_b{job.batch}"
     commands: list[str] = []
 
-    def run(count: int) -> tuple[float, int]:
+    def run(count: int) -> tuple[float, float, int]:
         target = output_path(work / f"job_{name}_{count}", video, job.content, job.format)
         # Half a frame short of `count` frames, so that no rounding can take one more; frames are counted.
         argv = job_argv(video, target, job, duration=(count - 0.5) / rate)
         commands.append(" ".join(argv))
         child = run_child(argv, log=work / f"job_{name}_{count}.log")
-        return child.seconds, count_frames(target)
+        return child.seconds, child.cpu_seconds, count_frames(target)
 
     return _counted_differential(f"end-to-end {name}", run, s), commands
 
 
-def measure_naive(video: Path, s: BenchSettings, work: Path) -> tuple[float, list[str]]:
-    """End-to-end fps of the official-demo-style loop (benchmarks/naive.py), same method as the job."""
+def measure_naive(video: Path, s: BenchSettings, work: Path) -> tuple[Rate, list[str]]:
+    """End-to-end speed of the official-demo-style loop (benchmarks/naive.py), same method as the job."""
     commands: list[str] = []
 
-    def run(count: int) -> tuple[float, int]:
+    def run(count: int) -> tuple[float, float, int]:
         target = work / f"naive_{count}.mp4"
         argv = [sys.executable, "-m", "benchmarks.naive", str(video), "-o", str(target)]
         threads = s.threads or available_cores()
@@ -44,23 +45,26 @@ def measure_naive(video: Path, s: BenchSettings, work: Path) -> tuple[float, lis
         argv += ["--frames", str(count)]
         commands.append(" ".join(argv))
         child = run_child(argv, log=work / f"naive_{count}.log")
-        return child.seconds, count_frames(target)
+        return child.seconds, child.cpu_seconds, count_frames(target)
 
     return _counted_differential("naive loop", run, s), commands
 
 
-def _counted_differential(what: str, run: Callable[[int], tuple[float, int]], s: BenchSettings) -> float:
+def _counted_differential(
+    what: str, run: Callable[[int], tuple[float, float, int]], s: BenchSettings
+) -> Rate:
     # The short run twice, the faster kept: start-up varies by over a second on a 2-core machine (5.2
     # against 6.6 s for the same 8-frame job, back to back), and a slow short run taken off the long one
     # made the bf16 composite job read 5.2 fps where its inference alone ran at 3.8.
-    (t_short, n_short) = min(run(s.warmup), run(s.warmup))
-    t_long, n_long = run(s.warmup + s.frames)
+    t_short, cpu_short, n_short = min(run(s.warmup), run(s.warmup))
+    t_long, cpu_long, n_long = run(s.warmup + s.frames)
     if n_long <= n_short or t_long <= t_short:
         raise MattingError(
             f"{what}: {n_long} frames in {t_long:.2f} s against {n_short} in {t_short:.2f} s: "
             "start-up noise swamps the work; raise --frames"
         )
-    return (n_long - n_short) / (t_long - t_short)
+    frames = n_long - n_short
+    return Rate(frames / (t_long - t_short), 1000 * (cpu_long - cpu_short) / frames)
 
 
 def count_frames(path: Path) -> int:

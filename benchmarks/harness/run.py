@@ -29,8 +29,8 @@ def run_benchmark(s: BenchSettings, work: Path) -> dict[str, Any]:
     m = Measured(load_at_start=load_average())
     frames: list[Frame] = []
     for _ in range(s.repeat):
-        fps, frames = measure_decode(s.video, warmup=s.warmup, frames=s.frames)
-        m.record("decode", fps)
+        rate, frames = measure_decode(s.video, warmup=s.warmup, frames=s.frames)
+        m.record("decode", rate)
     m.frame_size = frames[0].image.shape[:2]
     images: list[np.ndarray] = []
     for _ in range(s.repeat):
@@ -46,8 +46,8 @@ def run_benchmark(s: BenchSettings, work: Path) -> dict[str, Any]:
         for config in s.configs:
             for batch in s.batches:
                 key = f"{label(config)}/end_to_end_b{batch}"
-                fps, m.commands[key] = measure_job(s.video, s.job(batch, config), s, m.rate, work)
-                m.record(key, fps)
+                rate, m.commands[key] = measure_job(s.video, s.job(batch, config), s, m.rate, work)
+                m.record(key, rate)
         if s.naive:
             _comparison(s, work, m)
     if s.memory_long_seconds is not None:
@@ -75,25 +75,25 @@ def _inference_stage(
         engines_dir=s.engines,
     ) as runner:
         for batch in s.batches:
-            fps, outs = measure_inference(
+            rate, outs = measure_inference(
                 runner, frames, batch=batch, warmup=s.warmup, depth=s.depth, content=s.content
             )
-            m.record(f"{label(config)}/inference_b{batch}", fps)
+            m.record(f"{label(config)}/inference_b{batch}", rate)
             images = images or outs
         return type(runner).__name__, images
 
 
 def _comparison(s: BenchSettings, work: Path, m: Measured) -> None:
     """The naive loop, and our job writing the like-for-like output: composite over white, H.264 .mp4."""
-    fps, m.commands["naive"] = measure_naive(s.video, s, work)
-    m.record("naive", fps)
+    rate, m.commands["naive"] = measure_naive(s.video, s, work)
+    m.record("naive", rate)
     if (s.content, s.format) == ("composite", "mp4"):
         return  # the primary job already is the like-for-like one
     for config in s.configs:
         like = replace(s.job(s.compare_batch, config), content="composite", format="mp4")
         key = f"{label(config)}/end_to_end_composite"
-        fps, m.commands[key] = measure_job(s.video, like, s, m.rate, work)
-        m.record(key, fps)
+        rate, m.commands[key] = measure_job(s.video, like, s, m.rate, work)
+        m.record(key, rate)
 
 
 def _memory_job(s: BenchSettings) -> JobOptions:

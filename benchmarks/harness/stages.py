@@ -6,6 +6,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +21,35 @@ from trt_modnet.video import Frame, OutputSpec, open_reader, open_writer
 WHITE = (255, 255, 255)
 
 
-def measure_decode(video: Path, *, warmup: int, frames: int) -> tuple[float, list[Frame]]:
-    """Decode-only fps over `frames` frames after `warmup`; also returns all the decoded frames."""
+@dataclass(frozen=True)
+class Rate:
+    """A steady-state speed: frames per second, and the CPU time each frame cost (every thread of the
+    process that did the work, user + system): the share of the cores a stage takes from the others."""
+
+    fps: float
+    cpu_ms: float
+
+
+class _Clock:
+    """Wall and CPU time from start to `stop()`, this process's threads all counted."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def measure_decode(video: Path, *, warmup: int, frames: int) -> tuple[Rate, list[Frame]]:
+    """Decode-only speed over `frames` frames after `warmup`; also returns all the decoded frames."""
     kept: list[Frame] = []
     with open_reader(video) as reader:
         it = iter(reader)
         kept.extend(_take(it, warmup, video, warmup + frames))
-        started = time.perf_counter()
+        clock = _Clock()
         kept.extend(_take(it, frames, video, warmup + frames))
-        elapsed = time.perf_counter() - started
-    return frames / elapsed, kept
+        wall, cpu = clock.stop()
+    return Rate(frames / wall, 1000 * cpu / frames), kept
 
 
 def _take(it: Any, count: int, video: Path, needed: int) -> list[Frame]:
@@ -44,10 +64,10 @@ def _take(it: Any, count: int, video: Path, needed: int) -> list[Frame]:
 
 def measure_inference(
     runner: Runner, frames: list[Frame], *, batch: int, warmup: int, depth: int, content: str
-) -> tuple[float, list[np.ndarray]]:
-    """Inference-only fps: the runner fed frames from memory, `depth` batches in flight, as the pipeline.
+) -> tuple[Rate, list[np.ndarray]]:
+    """Inference-only speed: the runner fed frames from memory, `depth` batches in flight, as the pipeline.
 
-    Returns the fps over the frames after the warm-up batches, and the runner's output for every frame.
+    Returns the speed over the frames after the warm-up batches, and the runner's output for every frame.
     """
     images = np.stack([f.image for f in frames])
     height, width = images.shape[1:3]
@@ -56,11 +76,11 @@ def measure_inference(
     first = math.ceil(warmup / batch)
     background = _white(height, width) if content == "composite" else None
     outputs = _run_batches(runner, chunks[:first], depth=depth, content=content, background=background)
-    started = time.perf_counter()
+    clock = _Clock()
     outputs += _run_batches(runner, chunks[first:], depth=depth, content=content, background=background)
-    elapsed = time.perf_counter() - started
+    wall, cpu = clock.stop()
     timed = sum(len(c) for c in chunks[first:])
-    return timed / elapsed, [image for out in outputs for image in out]
+    return Rate(timed / wall, 1000 * cpu / timed), [image for out in outputs for image in out]
 
 
 def _white(height: int, width: int) -> np.ndarray:
@@ -86,10 +106,10 @@ def _run_batches(
 
 def measure_encode(
     video: Path, frames: list[Frame], images: list[np.ndarray], s: BenchSettings, work: Path
-) -> float:
-    """Encode-only fps of the chosen format on the runner's own outputs: N / (t(W+N) - t(W))."""
+) -> Rate:
+    """Encode-only speed of the chosen format on the runner's own outputs: N / (t(W+N) - t(W))."""
 
-    def encode(count: int) -> float:
+    def encode(count: int) -> tuple[float, float]:
         target = output_path(work / f"encode_{count}", video, s.content, s.format)
         with open_reader(video) as reader:
             # replace: a repeated measurement (--repeat) writes the same file again
@@ -101,21 +121,21 @@ def measure_encode(
                 replace=True,
                 encoder=s.encoder,
             )
-            started = time.perf_counter()
+            clock = _Clock()
             with open_writer(spec, reader) as writer:
                 for image, frame in zip(images[:count], frames[:count], strict=True):
                     writer.write(image, frame)
-            return time.perf_counter() - started
+            return clock.stop()
 
     return _differential("encode-only", encode, s.warmup, s.warmup + s.frames)
 
 
-def _differential(what: str, run: Callable[[int], float], short: int, long: int) -> float:
-    """fps from two runs of `run(frames) -> seconds` that share the same fixed costs."""
-    t_short, t_long = run(short), run(long)
+def _differential(what: str, run: Callable[[int], tuple[float, float]], short: int, long: int) -> Rate:
+    """The speed from two runs of `run(frames) -> (wall, cpu seconds)` that share the same fixed costs."""
+    (t_short, cpu_short), (t_long, cpu_long) = run(short), run(long)
     if t_long <= t_short:
         raise MattingError(
             f"{what}: {long} frames took no longer than {short} ({t_long:.2f} s vs {t_short:.2f} s): "
             "start-up noise swamps the work; raise --frames"
         )
-    return (long - short) / (t_long - t_short)
+    return Rate((long - short) / (t_long - t_short), 1000 * (cpu_long - cpu_short) / (long - short))

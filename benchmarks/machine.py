@@ -24,8 +24,12 @@ def command() -> list[str]:
 
 def system_info() -> dict[str, Any]:
     affinity = getattr(os, "sched_getaffinity", None)
+    from trt_modnet.graph.gate import cpu_class
+
     return {
         "cpu": cpu_model(),
+        # Vendor, family and model: the family tells Zen 4 (25) from Zen 5 (26), which share a model name.
+        "cpu_class": cpu_class(),
         "cpu_flags": cpu_flags(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": len(affinity(0)) if affinity else os.cpu_count(),

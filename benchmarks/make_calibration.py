@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "images" / "portraits"
-OUT = Path(__file__).resolve().parents[1] / "trt_modnet" / "calibration"
+OUT = Path(__file__).resolve().parents[1] / "trt_modnet" / "graph" / "calibration"
 SIZE = 256
 #: (output name, source, crop as y0, y1, x0, x1 in the source's pixels), chosen by looking at the images.
 CROPS = [

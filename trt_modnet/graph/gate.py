@@ -22,7 +22,6 @@ import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +29,10 @@ import onnx
 
 from trt_modnet.errors import MattingError
 from trt_modnet.graph import int8
+from trt_modnet.graph.gate_files import GATE_VERSION, calibration_frames, verdict_path
 from trt_modnet.graph.precision import LOW, RECIPE_VERSION, RECIPES, Drift, unavailable_reason
-from trt_modnet.models.cache import file_digest, locked, models_dir, writable_dir
+from trt_modnet.models.cache import file_digest, locked, writable_dir
 
-#: Bumped when the calibration set, the bounds or the measurement change.
-GATE_VERSION = 2
 #: The INT8 recipes the gate tries (with NNCF installed), first: each costs a quantisation (seconds), so
 #: only the one that would gain most. `int8-head` drifted as far on every model measured and is slower;
 #: `int8-tail`, the one within the bounds on a stand-in, is no faster than FP32 (docs/cpu.md).
@@ -67,19 +65,6 @@ class Verdict:
             f"precision gate: {self.recipe} (drift mean/p99 in 1/255 on {self.frames} calibration "
             f"frames: {tried or 'none tried'}; {how}{note})"
         )
-
-
-def calibration_frames() -> np.ndarray:
-    """The shipped calibration frames, RGB uint8 [N, 256, 256, 3]."""
-    import cv2
-
-    folder = resources.files("trt_modnet.graph") / "calibration"
-    images = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".jpg"):
-            data = np.frombuffer(entry.read_bytes(), np.uint8)
-            images.append(cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
-    return np.stack(images)
 
 
 def cpu_class() -> str:
@@ -131,10 +116,6 @@ def cache_key(digest: str, ref_size: int) -> dict[str, object]:
         "cpu": cpu_class(),
         "ref_size": ref_size,
     }
-
-
-def verdict_path(digest: str) -> Path:
-    return models_dir() / "onnx" / f"{digest}.precision.json"
 
 
 def verdict_for(

@@ -33,6 +33,7 @@ import onnx
 
 from trt_modnet.errors import MattingError
 from trt_modnet.graph.deploy import IMAGE, size_feeds, spec_of
+from trt_modnet.graph.gate_files import GATE_VERSION, calibration_frames, verdict_path
 from trt_modnet.graph.official import inference_size, network_input
 from trt_modnet.graph.precision import RECIPE_VERSION, RECIPES, Stage, stages
 from trt_modnet.models.cache import file_digest, locked, models_dir, writable_dir
@@ -72,7 +73,6 @@ def stage_models(
 ) -> list[object]:
     """OpenVINO models of `recipe`'s stages of `deploy` (the job's graph), the low ones quantised: from
     the cache (the precision gate writes it when it picks the recipe), else quantised now and cached."""
-    from trt_modnet.graph.gate import calibration_frames, verdict_path
 
     log = log or logging.getLogger("trt_modnet")
     digest = file_digest(model_path, "sha256")
@@ -125,8 +125,6 @@ def assemble(deploy: onnx.ModelProto, recipe: str, low: dict[int, object]) -> li
 def cache_key(recipe: str, ref_size: int) -> dict[str, object]:
     import nncf
     import openvino
-
-    from trt_modnet.graph.gate import GATE_VERSION
 
     return {
         "recipe": recipe,

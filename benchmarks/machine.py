@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from trt_modnet.graph.gate import cpu_class
+
 
 def command() -> list[str]:
     """The exact command line this process was started with."""
@@ -24,8 +26,6 @@ def command() -> list[str]:
 
 def system_info() -> dict[str, Any]:
     affinity = getattr(os, "sched_getaffinity", None)
-    from trt_modnet.graph.gate import cpu_class
-
     return {
         "cpu": cpu_model(),
         # Vendor, family and model: the family tells Zen 4 (25) from Zen 5 (26), which share a model name.

@@ -22,6 +22,7 @@ from benchmarks.harness.settings import DEFAULT_VIDEO
 from benchmarks.harness.stages import measure_decode, measure_inference
 from benchmarks.machine import command, load_average, system_info, versions
 from benchmarks.parity import write_result
+from trt_modnet.cli import positive_int
 from trt_modnet.graph.deploy import DeploySpec
 from trt_modnet.job.threads import available_cores
 from trt_modnet.runtime.select import open_runner
@@ -34,10 +35,10 @@ FRAMES = 48
 def measure(model: Path, precision: str, video: Path, repeat: int) -> dict:
     cores = available_cores()
     _, frames = measure_decode(video, warmup=16, frames=FRAMES - 16)
+    spec = DeploySpec(outputs=("composite",), ref_size=512)
     samples: dict[str, list[tuple[float, float]]] = {}
     for _ in range(repeat):
         for streams, batch in SETTINGS:
-            spec = DeploySpec(outputs=("composite",), ref_size=512)
             with open_runner(
                 "openvino", model, spec, precision=precision, threads=cores, streams=streams, depth=2
             ) as runner:
@@ -63,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--model", type=Path, required=True, help="a MODNet ONNX")
     p.add_argument("--precision", default="bf16", help="a recipe of trt_modnet.graph.precision (bf16)")
     p.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="input video (default: shared 720p)")
-    p.add_argument("--repeat", type=int, default=3, help="rounds, settings alternated in each (3)")
+    p.add_argument("--repeat", type=positive_int, default=3, help="rounds, settings alternated in each (3)")
     p.add_argument("--json", type=Path, help="write the result here")
     args = p.parse_args(argv)
     load = load_average()
